@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # The component tests run a second time on JAX to prove they use only keras.ops.
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: setup data test test-tf test-jax list readme clean
+.PHONY: setup data test test-tf test-jax experiments experiments-quick list readme clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,14 @@ test-tf: setup data
 
 test-jax: setup
 	KERAS_BACKEND=jax $(PYTEST) -n 2 -m components tests
+
+# Every study in experiments/, resumable (finished runs are skipped), into results/study.db.
+JOBS ?= 2
+experiments: setup data
+	STUDY_NO_KERAS_DOWNLOAD=1 $(BIN)/study run experiments/*.toml --jobs $(JOBS)
+
+experiments-quick: setup data
+	STUDY_NO_KERAS_DOWNLOAD=1 $(BIN)/study run experiments/*.toml --jobs $(JOBS) --quick
 
 list: setup
 	$(BIN)/study list

@@ -1,6 +1,8 @@
-"""The `study` command: `study list` shows every component of the registry.
+"""The `study` command: `run` study files, `list` components, `data fetch` MNIST.
 
-Exit codes: 0 success, 2 bad input or missing data (a message, never a traceback).
+Exit codes: 0 success; 1 some runs failed (stored as failed, retried next time); 2 bad input,
+missing data or an unusable database (a message, never a traceback); 130 interrupted (finished
+runs are kept).
 """
 
 from __future__ import annotations
@@ -61,6 +63,46 @@ def _data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_DB = "results/study.db"
+
+
+def _run(args: argparse.Namespace) -> int:
+    from study import data, runner
+    from study.executors import ProcessExecutor, SerialExecutor
+    from study.store import Store
+
+    if args.jobs < 1:
+        print(f"study: --jobs must be at least 1; got {args.jobs}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with Store(args.db) as store:
+        plan = runner.plan(args.files, store, quick=args.quick, rerun=args.rerun)
+        if args.dry_run:
+            _print_plan(plan)
+            return 0
+        if any(spec.config["data"]["dataset"] == "mnist" for spec in plan.pending):
+            data.mnist(data_dir=args.data_dir)  # provision once here, not in every worker
+        executor = (SerialExecutor(args.data_dir) if args.jobs == 1
+                    else ProcessExecutor(args.jobs, args.data_dir))
+        print(f"study: {len(plan.pending)} runs to do, {plan.skipped} already stored "
+              f"(skipped), {args.jobs} job(s), results in {args.db}", file=sys.stderr)
+        summary = runner.execute(plan, store, executor, runner.Progress(len(plan.pending),
+                                                                        args.jobs))
+    print(f"study: {summary.line()}")
+    if summary.interrupted:
+        return 130
+    return 1 if summary.counts["failed"] else 0
+
+
+def _print_plan(plan) -> None:
+    for study in plan.studies:
+        stored = sum(1 for r in study.runs if r.key in plan.stored)
+        print(f"{study.name} ({study.source}): {len(study.runs)} runs, {stored} stored")
+        for spec in study.runs:
+            status = plan.stored.get(spec.key, "pending")
+            print(f"  {spec.key}  seed {spec.seed:<3} {status:<9} {spec.arm}")
+    print(f"total: {plan.total} runs, {len(plan.pending)} to run, {plan.skipped} skipped")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="study", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -70,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--markdown", action="store_true",
                          help="print the table as Markdown (the README's component table)")
     listing.set_defaults(handler=_list)
+
+    run = commands.add_parser("run", help="train every run of the study files; resumable")
+    run.add_argument("files", nargs="+", metavar="STUDY.toml")
+    run.add_argument("--db", default=DEFAULT_DB, help=f"SQLite results file (default {DEFAULT_DB})")
+    run.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    run.add_argument("--quick", action="store_true",
+                     help="the studies' [quick] form: a smoke run of a few minutes")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list the runs and which are already stored; train nothing")
+    run.add_argument("--rerun", action="store_true", help="run stored runs again")
+    run.add_argument("--data-dir", default=None, help="folder of mnist.npz (default ./data)")
+    run.set_defaults(handler=_run)
 
     data_parser = commands.add_parser("data", help="data sets: provisioning MNIST offline")
     data_commands = data_parser.add_subparsers(dest="data_command", required=True,
@@ -84,13 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from study.config import ConfigError
     from study.data import DataError
+    from study.store import StoreError
 
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except DataError as error:
-        print(f"study: {error}", file=sys.stderr)
+    except (ConfigError, DataError, StoreError) as error:
+        print(f"study: {error}" if not isinstance(error, ConfigError) else str(error),
+              file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

@@ -141,7 +141,7 @@ def lookup(kind: str, name: str) -> Component:
         raise UnknownComponentError(kind, name, suggest(kind, name)) from None
 
 
-def create(kind: str, name: str, **kwargs: Any) -> Any:
+def create(kind: str, name: str, /, **kwargs: Any) -> Any:
     """A new instance of the component `name`; `"keras.<name>"` gives the built-in."""
     if not name.startswith(KERAS_PREFIX):
         return lookup(kind, name).create(**kwargs)

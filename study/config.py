@@ -1,0 +1,591 @@
+"""Study files: their schema, validation with clear errors, grid expansion and run keys.
+
+A study file (TOML, one per study in `experiments/`) holds a base run configuration in three
+sections, `[data]`, `[model]` and `[training]`, and the axes that vary it:
+
+- `[grid]`: every combination of the listed values (`optimizer = ["sgd", "adam"]`);
+- `[zip]`: lists of equal length varied together, not crossed (arm i takes value i of each);
+- `[random]`: `samples` draws of values uniform or log-uniform in a range, seeded;
+- `seeds`: how many seeds (or which) every combination runs with;
+- `[quick]`: overrides that `--quick` applies to shrink the study to a smoke run.
+
+Axis keys are paths into the run configuration (`training.optimizer`, `model.hidden`) or, when
+unambiguous, a field's bare name (`optimizer`). Every value is validated before anything trains,
+and every problem is reported as `file: key.path: what is wrong; what is allowed`.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import inspect
+import itertools
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat,
+                      PositiveInt, ValidationError, field_validator, model_validator)
+
+from study import registry
+
+# Part of every run key: bump it when a change to the engine changes what a run computes, so
+# that stored results of the old engine are not mistaken for the new one's.
+ENGINE_VERSION = 1
+SECTIONS = ("data", "model", "training")
+
+
+class ConfigError(Exception):
+    """Bad input in a study file; `problems` are lines of `key.path: what is wrong`."""
+
+    def __init__(self, source: str | Path | None, problems: list[str]):
+        # source None: the problems already name their files (errors of several files).
+        self.source, self.problems = source, problems
+        super().__init__("\n".join(p if source is None else f"{source}: {p}" for p in problems))
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a misspelt key must never be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _component_validator(kind: str, *, optional: bool = False):
+    def check(value):
+        if value is None and optional:
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"must be the name of a {kind} (a string)")
+        if value.startswith(registry.KERAS_PREFIX):
+            registry.create(kind, value)  # raises UnknownComponentError with a did-you-mean
+        else:
+            registry.lookup(kind, value)
+        return value
+    return check
+
+
+class Data(_Strict):
+    dataset: Literal["xor", "xor_cloud", "mnist"]
+    # A subset of the training split: the first n_train (as the book does), or, with
+    # subset = "random", a sample drawn by the run's seed (the same in every arm of a seed).
+    n_train: PositiveInt | None = None
+    subset: Literal["first", "random"] = "first"
+    cloud_points: PositiveInt = 400
+    cloud_noise: NonNegativeFloat = 0.15
+
+    @model_validator(mode="after")
+    def _subset_fits(self):
+        if self.dataset == "mnist" and self.n_train is not None and self.n_train > 50_000:
+            raise ValueError("n_train must be at most 50000 (the size of MNIST's train split)")
+        if self.dataset == "xor" and self.n_train is not None:
+            raise ValueError("n_train does not apply to 'xor' (four points)")
+        return self
+
+
+class Model(_Strict):
+    hidden: list[PositiveInt] = [100, 100, 100, 100]
+    activation: str = "relu"
+    initializer: str = "he_normal"
+    initializer_args: dict[str, Any] = {}
+    bias_initializer: str = "zeros"
+    regularizer: str | None = None
+    regularizer_args: dict[str, Any] = {}
+    constraint: str | None = None
+    constraint_args: dict[str, Any] = {}
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    batch_norm: bool = False
+    # Hidden layers after the first become ResidualBlocks (y = x + F(x)) of the first's width.
+    residual: bool = False
+
+    _activation = field_validator("activation")(_component_validator("activation"))
+    _initializers = field_validator("initializer", "bias_initializer")(
+        _component_validator("initializer"))
+    _regularizer = field_validator("regularizer")(_component_validator("regularizer",
+                                                                       optional=True))
+    _constraint = field_validator("constraint")(_component_validator("constraint", optional=True))
+
+    @model_validator(mode="after")
+    def _arguments_accepted(self):
+        _try_create("initializer", self.initializer, self.initializer_args, "initializer_args")
+        if self.regularizer is not None:
+            _try_create("regularizer", self.regularizer, self.regularizer_args,
+                        "regularizer_args")
+        elif self.regularizer_args:
+            raise ValueError("regularizer_args given but regularizer is not set")
+        if self.constraint is not None:
+            _try_create("constraint", self.constraint, self.constraint_args, "constraint_args")
+        elif self.constraint_args:
+            raise ValueError("constraint_args given but constraint is not set")
+        if self.residual and len(set(self.hidden)) > 1:
+            raise ValueError(f"residual = true needs hidden layers of one width (the shortcut "
+                             f"is the identity); got hidden = {self.hidden}")
+        return self
+
+
+class EarlyStopping(_Strict):
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    patience: PositiveInt = 10
+    restore_best_weights: bool = True
+
+
+class Schedule(_Strict):
+    """Learning-rate schedule: lr(step) for the Keras schedule of the same name."""
+
+    kind: Literal["constant", "exponential", "step", "inverse_time", "cosine"] = "constant"
+    decay_steps: PositiveInt = 1000
+    decay_rate: float = Field(0.5, gt=0.0)
+
+
+class Training(_Strict):
+    optimizer: str = "sgd"
+    learning_rate: PositiveFloat = 0.01
+    optimizer_args: dict[str, Any] = {}
+    loss: Literal["cross_entropy", "binary_cross_entropy", "mse"] = "cross_entropy"
+    batch_size: PositiveInt = 100
+    # Exactly one of epochs (passes over the training split) or steps (optimizer updates).
+    epochs: PositiveInt | None = None
+    steps: PositiveInt | None = None
+    # Steps between two history rows when training by steps (default: one pass of the data).
+    log_every: PositiveInt | None = None
+    early_stopping: EarlyStopping | None = None
+    schedule: Schedule = Field(default_factory=Schedule)
+    evaluate_test: bool = True
+
+    _optimizer = field_validator("optimizer")(_component_validator("optimizer"))
+
+    @model_validator(mode="after")
+    def _one_length(self):
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError("set exactly one of epochs or steps")
+        if self.log_every is not None and self.steps is None:
+            raise ValueError("log_every applies only when training by steps")
+        if self.log_every is not None and self.steps % self.log_every:
+            raise ValueError(f"steps ({self.steps}) must be a multiple of log_every "
+                             f"({self.log_every})")
+        args = {"learning_rate": self.learning_rate, **self.optimizer_args}
+        _try_create("optimizer", self.optimizer, args, "optimizer_args")
+        return self
+
+
+class RunConfig(_Strict):
+    """Everything one run depends on (with the seed): hashed into its key."""
+
+    data: Data
+    model: Model = Field(default_factory=Model)
+    training: Training
+
+    @model_validator(mode="after")
+    def _loss_fits_data(self):
+        if self.training.loss == "binary_cross_entropy" and self.data.dataset == "mnist":
+            raise ValueError("binary_cross_entropy needs two classes; mnist has ten")
+        return self
+
+
+class RandomAxis(_Strict):
+    low: float
+    high: float
+    scale: Literal["linear", "log"] = "linear"
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _range(self):
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.scale == "log" and self.low <= 0:
+            raise ValueError(f"a log scale needs low > 0; got {self.low}")
+        return self
+
+
+class RandomSearch(_Strict):
+    samples: PositiveInt
+    seed: int = 0
+    axes: dict[str, RandomAxis]
+
+
+class StudyFile(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    question: str = ""
+    about: str = ""
+    seeds: PositiveInt | list[NonNegativeInt] = 5
+    data: dict[str, Any]
+    model: dict[str, Any] = {}
+    training: dict[str, Any]
+    grid: dict[str, list[Any]] = {}
+    zip: dict[str, list[Any]] = {}
+    random: RandomSearch | None = None
+    quick: dict[str, Any] = {}
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, seeds):
+        count_ok = isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > 0
+        list_ok = (isinstance(seeds, list) and seeds and len(set(seeds)) == len(seeds) and
+                   all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds))
+        if not (count_ok or list_ok):
+            raise ValueError(f"{seeds!r} is not allowed: give a number of seeds (> 0) or a "
+                             f"list of distinct seeds (integers >= 0)")
+        return seeds
+
+    @field_validator("grid", "zip")
+    @classmethod
+    def _non_empty(cls, axes):
+        for key, values in axes.items():
+            if not values:
+                raise ValueError(f"axis {key!r} has no values")
+        return axes
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a study: a resolved configuration and a seed, keyed by their hash."""
+
+    study: str
+    key: str
+    seed: int
+    arm: str  # the varied values, e.g. "optimizer=adam, learning_rate=0.001"
+    overrides: dict[str, Any]
+    config: dict[str, Any]
+    source: str = ""
+
+    @property
+    def run_config(self) -> RunConfig:
+        return RunConfig.model_validate(self.config)
+
+
+@dataclass
+class Study:
+    name: str
+    question: str
+    about: str
+    source: str
+    runs: list[RunSpec] = field(default_factory=list)
+
+
+# --- loading and expansion --------------------------------------------------------------------
+
+def load_study(path: str | Path, *, quick: bool = False) -> Study:
+    """Read, validate and expand a study file; raise ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, ["no such file"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(path, [f"cannot read the file: {error}"]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(path, [f"not valid TOML: {error}"]) from None
+    return expand(raw, source=path, quick=quick)
+
+
+def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool = False) -> Study:
+    try:
+        spec = StudyFile.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(source, _messages(error, StudyFile)) from None
+    base = {"data": spec.data, "model": spec.model, "training": spec.training}
+    grid, zipped = dict(spec.grid), dict(spec.zip)
+    seeds, random_search, late = spec.seeds, spec.random, {}
+    # [quick] is checked on every load, so a broken smoke configuration is found before it is used.
+    shrunk = _apply_quick(spec, dict(grid), dict(zipped), source)
+    if quick:
+        seeds, grid, zipped, random_search, late = shrunk
+
+    problems: list[str] = []
+    axes = _check_axes(base, grid, zipped, random_search, problems)
+    if problems:
+        # Report the base configuration's own problems too, outside the axes' paths.
+        axis_paths = [_safe_resolve(k) for k in [*grid, *zipped]]
+        first_values = {p: v[0] for p, v in zip(axis_paths, [*grid.values(), *zipped.values()])
+                        if p}
+        base_problems: list[str] = []
+        _validated_config(_with_overrides(base, first_values), "", base_problems)
+        problems += [m for m in base_problems
+                     if not any(m.startswith(p + ":") or m.startswith(p + ".") for p in first_values)]
+        raise ConfigError(source, problems)
+
+    study = Study(spec.name, spec.question, spec.about, str(source))
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    failures: dict[str, list[str]] = {}  # message -> the combinations it occurs in
+    combinations = list(_combinations(axes, zipped, random_search))
+    for overrides in combinations:
+        label = _label(overrides) or "base"
+        combination_problems: list[str] = []
+        resolved = _validated_config(_with_overrides(base, {**overrides, **late}), "",
+                                     combination_problems)
+        for message in combination_problems:
+            failures.setdefault(message, []).append(label)
+        if resolved is None:
+            continue
+        for seed in seed_list:
+            study.runs.append(RunSpec(spec.name, run_key(spec.name, resolved, seed), seed,
+                                      label, overrides, resolved, str(source)))
+    for message, labels in failures.items():
+        # A problem of every combination is the base configuration's; name the others.
+        problems.append(message if len(labels) == len(combinations)
+                        else f"combination {labels[0]}: {message}")
+    if problems:
+        raise ConfigError(source, problems)
+    return study
+
+
+def run_key(study: str, config: dict[str, Any], seed: int) -> str:
+    payload = json.dumps({"engine": ENGINE_VERSION, "study": study, "seed": seed,
+                          "config": config}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# --- axes -------------------------------------------------------------------------------------
+
+def _field_paths() -> dict[str, list[str]]:
+    """Every settable path `section.field`, and for each bare field name the paths it may mean."""
+    by_name: dict[str, list[str]] = {}
+    for section, model in (("data", Data), ("model", Model), ("training", Training)):
+        for name in model.model_fields:
+            by_name.setdefault(name, []).append(f"{section}.{name}")
+    return by_name
+
+
+def resolve_key(key: str) -> str:
+    """`optimizer` -> `training.optimizer`; a dotted path is checked to start at a real field."""
+    by_name = _field_paths()
+    all_paths = sorted(p for paths in by_name.values() for p in paths)
+    if "." in key:
+        section, name = key.split(".", 2)[:2]
+        if section in SECTIONS and f"{section}.{name}" in all_paths:
+            return key
+    elif key in by_name and len(by_name[key]) == 1:
+        return by_name[key][0]
+    elif key in by_name:
+        raise ValueError(f"{key!r} is ambiguous: write one of {', '.join(by_name[key])}")
+    close = difflib.get_close_matches(key, all_paths + sorted(by_name), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"{key!r} is not a setting of a run{hint}")
+
+
+def _safe_resolve(key: str) -> str | None:
+    try:
+        return resolve_key(key)
+    except ValueError:
+        return None
+
+
+def _check_axes(base, grid, zipped, random_search, problems):
+    """Resolve every axis key and validate every axis value on its own, with its location."""
+    resolved: dict[str, list[Any]] = {}
+    for section, axes in (("grid", grid), ("zip", zipped)):
+        for key, values in axes.items():
+            try:
+                path = resolve_key(key)
+            except ValueError as error:
+                problems.append(f"{section}.{key}: {error}")
+                continue
+            for i, value in enumerate(values):
+                _validated_config(_with_overrides(base, {path: value}), f"{section}.{key}[{i}]",
+                                  problems, focus=path)
+            if section == "grid":
+                resolved[path] = values
+    lengths = {key: len(values) for key, values in zipped.items()}
+    if len(set(lengths.values())) > 1:
+        problems.append(f"zip: the lists must have one length; got "
+                        + ", ".join(f"{k} = {n}" for k, n in lengths.items()))
+    if random_search is not None:
+        for key, axis in random_search.axes.items():
+            try:
+                path = resolve_key(key)
+            except ValueError as error:
+                problems.append(f"random.axes.{key}: {error}")
+                continue
+            for end, value in (("low", axis.low), ("high", axis.high)):
+                value = int(round(value)) if axis.integer else value
+                _validated_config(_with_overrides(base, {path: value}),
+                                  f"random.axes.{key}.{end}", problems, focus=path)
+    return resolved
+
+
+def _combinations(grid: dict[str, list[Any]], zipped: dict[str, list[Any]],
+                  random_search: RandomSearch | None):
+    zip_paths = {resolve_key(k): v for k, v in zipped.items()}
+    zip_rows = ([dict(zip(zip_paths, row)) for row in zip(*zip_paths.values())]
+                if zip_paths else [{}])
+    samples = _random_samples(random_search) if random_search else [{}]
+    for values in itertools.product(*grid.values()):
+        for row in zip_rows:
+            for sample in samples:
+                yield {**dict(zip(grid, values)), **row, **sample}
+
+
+def _random_samples(search: RandomSearch) -> list[dict[str, Any]]:
+    """`samples` points, each axis uniform (or log-uniform) in its range; fixed by `seed`."""
+    rng = np.random.default_rng(search.seed)
+    samples = []
+    for _ in range(search.samples):
+        point = {}
+        for key, axis in search.axes.items():
+            if axis.scale == "log":
+                value = 10 ** rng.uniform(math.log10(axis.low), math.log10(axis.high))
+            else:
+                value = rng.uniform(axis.low, axis.high)
+            # 6 significant digits: readable labels, and keys that do not hinge on the last bit.
+            point[resolve_key(key)] = int(round(value)) if axis.integer else float(f"{value:.6g}")
+        samples.append(point)
+    return samples
+
+
+def _apply_quick(spec: StudyFile, grid, zipped, source):
+    """`[quick]` keys: `seeds`, `random.samples`, `grid.<axis>`, `zip.<axis>` replace those parts
+    of the study; any other key is a run setting applied after the axes."""
+    seeds, random_search, late, problems = spec.seeds, spec.random, {}, []
+    for key, value in spec.quick.items():
+        if key == "seeds":
+            seeds = value
+        elif key == "random.samples":
+            if random_search is None:
+                problems.append("quick.random.samples: the study has no [random] section")
+            else:
+                random_search = random_search.model_copy(update={"samples": value})
+        elif key.startswith(("grid.", "zip.")):
+            section, axis = key.split(".", 1)
+            target = grid if section == "grid" else zipped
+            if axis not in target:
+                problems.append(f"quick.{key}: the study has no {section} axis {axis!r}; "
+                                f"it has {', '.join(target) or 'none'}")
+            elif not isinstance(value, list) or not value:
+                problems.append(f"quick.{key}: must be a non-empty list")
+            else:
+                target[axis] = value
+        else:
+            try:
+                late[resolve_key(key)] = value
+            except ValueError as error:
+                problems.append(f"quick.{key}: {error}")
+    if not (isinstance(seeds, list) or (isinstance(seeds, int) and seeds > 0)):
+        problems.append(f"quick.seeds: must be a positive integer or a list; got {seeds!r}")
+    if problems:
+        raise ConfigError(source, problems)
+    return seeds, grid, zipped, random_search, late
+
+
+# --- validation helpers -----------------------------------------------------------------------
+
+def _with_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(base)
+    for path, value in overrides.items():
+        node = config
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[last] = copy.deepcopy(value)
+    return config
+
+
+def _validated_config(config, where, problems, focus=None):
+    """The resolved (defaults filled in) config as plain JSON data, or None with problems.
+
+    With `focus` (the path an axis sets), only problems at or below that path are reported,
+    at `where` (the axis value's location): other settings may be incomplete until every axis
+    has been applied, which the check of each whole combination covers.
+    """
+    try:
+        return RunConfig.model_validate(config).model_dump(mode="json")
+    except ValidationError as error:
+        for message in _messages(error, RunConfig):
+            path, _, text = message.partition(": ")
+            if focus is None:
+                problems.append(f"{where}: {message}" if where else message)
+            elif path == focus:
+                problems.append(f"{where}: {text}")
+            elif path.startswith(focus + ".") or path.startswith(focus + "["):
+                problems.append(f"{where}: {path[len(focus):].lstrip('.')}: {text}")
+        return None
+
+
+def _messages(error: ValidationError, schema: type[BaseModel]) -> list[str]:
+    out = []
+    for item in error.errors():
+        loc = _location(item["loc"])
+        kind, text = item["type"], item["msg"]
+        if text.startswith("Value error, "):
+            text = text[len("Value error, "):]
+        if kind == "extra_forbidden":
+            out.append(f"{loc}: unknown key{_allowed_keys(schema, item['loc'])}")
+        elif kind == "missing":
+            out.append(f"{loc}: required key is missing")
+        elif kind == "value_error":  # our own validators: the message names the value
+            out.append(f"{loc}: {text}" if loc else text)
+        else:
+            out.append(f"{loc}: {item['input']!r} is not allowed: {text}")
+    return out
+
+
+def _location(loc: tuple) -> str:
+    """('grid', 'optimizer', 2) -> 'grid.optimizer[2]'; drops pydantic's union-branch labels."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif re.fullmatch(r"(function-.*|list\[.*\]|int|str|float|bool|dict\[.*\]|.*\]\.)",
+                          str(part)):
+            continue
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _allowed_keys(schema: type[BaseModel], loc: tuple) -> str:
+    model = schema
+    for part in loc[:-1]:
+        annotation = model.model_fields.get(part) if isinstance(part, str) else None
+        inner = getattr(annotation, "annotation", None) if annotation else None
+        candidates = [a for a in getattr(inner, "__args__", (inner,))
+                      if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not candidates:
+            return ""
+        model = candidates[0]
+    allowed = sorted(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{hint} (allowed: {', '.join(allowed)})"
+
+
+def _try_create(kind: str, name: str, args: dict[str, Any], where: str) -> None:
+    """Build the component once, so that a bad argument is reported before training."""
+    entry = None if name.startswith(registry.KERAS_PREFIX) else registry.lookup(kind, name)
+    if entry is not None:
+        accepted = set(inspect.signature(entry.factory).parameters) - {"self", "kwargs"}
+        if kind == "optimizer":
+            accepted |= _BASE_OPTIMIZER_ARGS
+        unknown = sorted(set(args) - accepted)
+        if unknown:
+            allowed = sorted(accepted)
+            raise ValueError(f"{where}: {name} does not take {', '.join(map(repr, unknown))} "
+                             f"(it takes: {', '.join(allowed)})")
+    try:
+        registry.create(kind, name, **args)
+    except Exception as error:  # whatever the component raises, the user sees one clear line
+        raise ValueError(f"{where}: {name}: {error}") from None
+
+
+# Keras's base optimizer arguments, which every optimizer forwards to its base class.
+_BASE_OPTIMIZER_ARGS = {"weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema",
+                        "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+                        "gradient_accumulation_steps", "name"}
+
+
+def _label(overrides: dict[str, Any]) -> str:
+    return ", ".join(f"{path.split('.')[-1]}={_short(value)}" for path, value in overrides.items())
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)

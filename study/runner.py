@@ -1,0 +1,113 @@
+"""The driver of `study run`: plan which runs are pending, execute them, store each as it ends.
+
+Data flows one way: study files -> run specs -> executor -> records -> store. The driver is the
+only writer, one transaction per run, so whatever stops it (an exception, Ctrl-C, `kill -9`)
+leaves every finished run stored and none half-written; the next `study run` skips them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterable
+
+from study.config import RunSpec, Study, load_study
+from study.executors import Executor
+from study.store import DONE_STATUSES, RunRecord, Store
+
+
+@dataclass
+class Plan:
+    studies: list[Study]
+    pending: list[RunSpec]
+    stored: dict[str, str]  # key -> stored status, for every run of the studies that is stored
+    total: int
+
+    @property
+    def skipped(self) -> int:
+        return self.total - len(self.pending)
+
+
+@dataclass
+class Summary:
+    counts: Counter = field(default_factory=Counter)
+    skipped: int = 0
+    interrupted: bool = False
+
+    def line(self) -> str:
+        parts = [f"{self.counts[s]} {s}" for s in ("finished", "diverged", "failed")]
+        text = ", ".join(parts) + f", {self.skipped} skipped (already stored)"
+        return ("interrupted: " if self.interrupted else "") + text
+
+
+def plan(paths: Iterable[str | Path], store: Store, *, quick: bool = False,
+         rerun: bool = False) -> Plan:
+    """Load every study file (all problems at once, before anything runs) and find pending runs."""
+    from study.config import ConfigError
+
+    studies, problems = [], []
+    for path in paths:
+        try:
+            studies.append(load_study(path, quick=quick))
+        except ConfigError as error:
+            problems.extend(str(error).splitlines())
+    if problems:
+        raise ConfigError(None, problems)
+    specs = list({spec.key: spec for s in studies for spec in s.runs}.values())
+    stored = store.statuses(spec.key for spec in specs)
+    pending = [s for s in specs if rerun or stored.get(s.key) not in DONE_STATUSES]
+    return Plan(studies, pending, stored, len(specs))
+
+
+def execute(plan_: Plan, store: Store, executor: Executor, progress: "Progress") -> Summary:
+    summary = Summary(skipped=plan_.skipped)
+    try:
+        for record in executor.map(plan_.pending):
+            store.write(record)
+            summary.counts[record.status] += 1
+            progress.finished(record)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    progress.close()
+    return summary
+
+
+class Progress:
+    """Runs done / total, the last run, an ETA: one updating line on a terminal, plain lines
+    otherwise (logs, CI, pipes)."""
+
+    def __init__(self, total: int, jobs: int, stream: IO[str] | None = None):
+        self.total, self.jobs, self.done = total, jobs, 0
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.monotonic()
+
+    def finished(self, record: RunRecord) -> None:
+        self.done += 1
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / self.done * (self.total - self.done)
+        metric = record.metrics.get("val_accuracy")
+        detail = f"val_accuracy={metric:.4f}" if isinstance(metric, float) else record.status
+        text = (f"[{self.done}/{self.total}] {record.study} | {record.arm} | seed {record.seed} "
+                f"| {detail} | {record.wall_time:.1f} s | ETA {_clock(eta)}")
+        if record.status == "failed":
+            text += f"\n    failed: {record.error}"
+        if self.tty:
+            self.stream.write("\r\033[K" + text if record.status != "failed" else "\r\033[K"
+                              + text + "\n")
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.done:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,217 @@
+"""The results store: one SQLite file, one transaction per run.
+
+A run is written whole (its row, its history, its artifacts) in one transaction, or not at all,
+so a crash, a kill or Ctrl-C never leaves half a run behind. WAL mode and a busy timeout let
+two `study run` processes share one database; the driver process is the only writer of its own
+results.
+
+Tables:
+- `runs`: one row per run key: study, arm, seed, status (finished / diverged / failed), the
+  resolved config and the varied values as JSON, times, final metrics as JSON, the error of a
+  failed run, and the versions that produced it.
+- `history`: one row per logged epoch (or `log_every` steps) of a run.
+- `artifacts`: named JSON values a run produced beyond its metrics (for the studies' figures).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+SCHEMA_VERSION = 1
+STATUSES = ("finished", "diverged", "failed")
+# A finished or diverged run is an outcome; a failed one (an exception) is retried next time.
+DONE_STATUSES = ("finished", "diverged")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    key TEXT PRIMARY KEY,
+    study TEXT NOT NULL,
+    arm TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('finished', 'diverged', 'failed')),
+    config TEXT NOT NULL,
+    overrides TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    wall_time REAL NOT NULL,
+    metrics TEXT NOT NULL,
+    error TEXT,
+    versions TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_study ON runs (study, status);
+CREATE TABLE IF NOT EXISTS history (
+    run_key TEXT NOT NULL REFERENCES runs (key) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    loss REAL,
+    accuracy REAL,
+    val_loss REAL,
+    val_accuracy REAL,
+    learning_rate REAL,
+    time REAL NOT NULL,
+    PRIMARY KEY (run_key, epoch)
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_key TEXT NOT NULL REFERENCES runs (key) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_key, name)
+);
+"""
+
+HISTORY_COLUMNS = ("epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy",
+                   "learning_rate", "time")
+
+
+class StoreError(Exception):
+    """The database cannot be opened or is not a study database."""
+
+
+@dataclass
+class RunRecord:
+    """Everything a run produced: plain values, so that it crosses process boundaries."""
+
+    key: str
+    study: str
+    arm: str
+    seed: int
+    status: str
+    config: dict[str, Any]
+    overrides: dict[str, Any]
+    started_at: str
+    finished_at: str
+    wall_time: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+class Store:
+    def __init__(self, path: str | Path, *, timeout_s: float = 60.0):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            with self.transaction():
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    self._db.execute(statement)
+                self._check_schema_version()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path}: not a usable study database ({error}). Point --db "
+                             f"at another file, or move this one away.") from None
+        except OSError as error:
+            raise StoreError(f"{self.path}: cannot create the database ({error})") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _check_schema_version(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)",
+                             (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: written with schema version {row[0]}, this version "
+                             f"of study reads {SCHEMA_VERSION}. Use another --db file.")
+
+    # --- writing -------------------------------------------------------------------------
+
+    def write(self, record: RunRecord) -> None:
+        """Store one run whole, replacing any earlier attempt of the same key."""
+        if record.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}; got {record.status!r}")
+        with self.transaction() as db:
+            db.execute("DELETE FROM runs WHERE key = ?", (record.key,))  # cascades
+            db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.key, record.study, record.arm, record.seed, record.status,
+                 _json(record.config), _json(record.overrides), record.started_at,
+                 record.finished_at, record.wall_time, _json(record.metrics), record.error,
+                 _json(record.versions)))
+            db.executemany(
+                f"INSERT INTO history (run_key, {', '.join(HISTORY_COLUMNS)}) "
+                f"VALUES (?, {', '.join('?' for _ in HISTORY_COLUMNS)})",
+                [(record.key, *(_finite_or_none(row.get(c)) for c in HISTORY_COLUMNS))
+                 for row in record.history])
+            db.executemany("INSERT INTO artifacts VALUES (?, ?, ?)",
+                           [(record.key, name, _json(value))
+                            for name, value in record.artifacts.items()])
+
+    # --- reading -------------------------------------------------------------------------
+
+    def statuses(self, keys: Iterable[str]) -> dict[str, str]:
+        """The stored status of each of `keys` that is stored."""
+        keys = list(keys)
+        out: dict[str, str] = {}
+        for start in range(0, len(keys), 500):  # SQLite's limit on bound parameters
+            chunk = keys[start:start + 500]
+            rows = self._db.execute(
+                f"SELECT key, status FROM runs WHERE key IN ({', '.join('?' * len(chunk))})",
+                chunk).fetchall()
+            out.update(rows)
+        return out
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        self._db.row_factory = sqlite3.Row
+        try:
+            return self._db.execute(sql, tuple(params)).fetchall()
+        finally:
+            self._db.row_factory = None
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(_plain(value), sort_keys=True, allow_nan=False)
+
+
+def _plain(value: Any) -> Any:
+    """Plain JSON data: NumPy scalars and arrays as Python values; NaN and inf as None."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return _finite_or_none(value)
+    return value
+
+
+def _finite_or_none(value: Any) -> Any:
+    if value is None:
+        return None
+    value = float(value)
+    return value if value == value and abs(value) != float("inf") else None

@@ -1,0 +1,231 @@
+"""Train one run: data, model, fit with a seeded batch order, final metrics, a plain record.
+
+Reproducibility: the run's seed fixes the initial weights (see `study.models`), the dropout
+masks, the training subset (with `subset = "random"`) and the batch order, which is drawn from
+`numpy.random.default_rng([seed, pass])` independently of the model, so every arm of one seed
+sees the same batches. TensorFlow's op determinism is switched on, so the same config and seed
+give bit-identical metrics on the CPU.
+
+A run never raises: an exception becomes a `failed` record with its message, and a loss that
+turns NaN or infinite stops the run as `diverged`.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+import study
+from study import data as datasets
+from study import models
+from study.config import RunConfig, RunSpec
+from study.store import RunRecord, now_iso
+
+_DETERMINISM_ON = False
+
+
+def train_run(spec: RunSpec, data_dir: str | Path | None = None) -> RunRecord:
+    started_at, start = now_iso(), time.perf_counter()
+    record = RunRecord(key=spec.key, study=spec.study, arm=spec.arm, seed=spec.seed,
+                       status="failed", config=spec.config, overrides=spec.overrides,
+                       started_at=started_at, finished_at=started_at, wall_time=0.0,
+                       versions=versions())
+    try:
+        _train(spec.run_config, spec.seed, data_dir, record)
+    except Exception as error:  # one run's failure must not stop the grid
+        record.status = "failed"
+        record.error = _describe(error)
+    finally:
+        keras.utils.clear_session(free_memory=False)
+    record.finished_at = now_iso()
+    record.wall_time = time.perf_counter() - start
+    return record
+
+
+def _train(config: RunConfig, seed: int, data_dir, record: RunRecord) -> None:
+    enable_determinism()
+    keras.utils.set_random_seed(seed)
+    dataset = load_dataset(config, seed, data_dir)
+    compiled = models.build(config, dataset.input_shape, dataset.num_classes, seed)
+    t = config.training
+    x, y = dataset.train.x, compiled.targets(dataset.train.y)
+    steps_per_pass = math.ceil(len(x) / t.batch_size)
+    if t.steps is not None:
+        # A history row every log_every steps, or else every pass of the data, rounded down to
+        # a divisor of the steps so that the run stops exactly at `steps`.
+        steps_per_epoch = t.log_every or max(d for d in range(1, min(t.steps, steps_per_pass) + 1)
+                                             if t.steps % d == 0)
+        epochs = t.steps // steps_per_epoch
+    else:
+        steps_per_epoch, epochs = steps_per_pass, t.epochs
+
+    batches = training_batches(x, y, t.batch_size, epochs * steps_per_epoch, steps_per_epoch, seed)
+    history = _HistoryRecorder(compiled.optimizer, steps_per_epoch)
+    callbacks: list[keras.callbacks.Callback] = [history]
+    if t.early_stopping is not None:
+        es = t.early_stopping
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=es.monitor, patience=es.patience, mode="min" if "loss" in es.monitor else "max",
+            restore_best_weights=es.restore_best_weights))
+    validation = (dataset.validation.x, compiled.targets(dataset.validation.y))
+    compiled.model.fit(batches, epochs=epochs, steps_per_epoch=steps_per_epoch, shuffle=False,
+                       validation_data=validation, callbacks=callbacks,
+                       validation_batch_size=1000, verbose=0)
+
+    record.history = history.rows
+    record.status = "diverged" if history.diverged else "finished"
+    record.metrics = _final_metrics(compiled, dataset, t.evaluate_test, history)
+
+
+def load_dataset(config: RunConfig, seed: int, data_dir=None) -> datasets.Dataset:
+    d = config.data
+    if d.dataset == "xor":
+        return datasets.xor()
+    if d.dataset == "xor_cloud":
+        # The cloud is part of the problem, not of the seed: every seed sees the same points.
+        return datasets.xor_cloud(d.cloud_points, d.cloud_noise, seed=0)
+    return datasets.mnist(d.n_train, subset_seed=seed if d.subset == "random" else None,
+                          data_dir=data_dir)
+
+
+def batch_plan(n: int, batch_size: int, steps: int, seed: int):
+    """The sample indices of every training step, from a stream of seeded permutations.
+
+    Pass p of the data is `default_rng([seed, p]).permutation(n)`, cut into ceil(n / batch)
+    batches (the last one smaller when batch does not divide n; no batch straddles two
+    passes). Returns `(indices, starts, ends)`: step s trains on `indices[starts[s]:ends[s]]`.
+    The order depends on the seed alone, never on the model, so arms compared seed by seed
+    see the same batches.
+    """
+    per_pass = math.ceil(n / batch_size)
+    passes = math.ceil(steps / per_pass)
+    indices = np.concatenate([np.random.default_rng([seed, p]).permutation(n)
+                              for p in range(passes)])
+    offsets = np.arange(passes, dtype=np.int64)[:, None] * n
+    first = np.arange(per_pass, dtype=np.int64) * batch_size
+    starts = (offsets + first).ravel()[:steps]
+    ends = (offsets + np.minimum(first + batch_size, n)).ravel()[:steps]
+    return indices, starts, ends
+
+
+def training_batches(x, y, batch_size: int, steps: int, steps_per_epoch: int, seed: int):
+    """The batches of `batch_plan` in the form `fit` takes fastest on this backend."""
+    indices, starts, ends = batch_plan(len(x), batch_size, steps, seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # One tf.data pipeline for the whole run: no Python per step. Keras keeps the iterator
+        # across epochs when steps_per_epoch is given, so epoch e continues where e-1 ended.
+        xs, ys = tf.constant(x), tf.constant(y)
+        idx, lo, hi = tf.constant(indices), tf.constant(starts), tf.constant(ends)
+
+        def gather(step):
+            chosen = idx[lo[step]:hi[step]]
+            return tf.gather(xs, chosen), tf.gather(ys, chosen)
+
+        return tf.data.Dataset.range(steps).map(gather).prefetch(4)
+    return _PlannedBatches(x, y, indices, starts, ends, steps_per_epoch)
+
+
+class _PlannedBatches(keras.utils.PyDataset):
+    """`batch_plan` as a PyDataset (backends other than TensorFlow)."""
+
+    def __init__(self, x, y, indices, starts, ends, steps_per_epoch: int):
+        super().__init__()
+        self.x, self.y, self.indices, self.starts, self.ends = x, y, indices, starts, ends
+        self.steps_per_epoch, self.epoch = steps_per_epoch, 0
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def __getitem__(self, index: int):
+        step = self.epoch * self.steps_per_epoch + index
+        chosen = self.indices[self.starts[step]:self.ends[step]]
+        return self.x[chosen], self.y[chosen]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+
+
+class _HistoryRecorder(keras.callbacks.Callback):
+    """One history row per epoch; stops the run when the loss stops being finite."""
+
+    def __init__(self, optimizer, steps_per_epoch: int):
+        super().__init__()
+        self.optimizer, self.steps_per_epoch = optimizer, steps_per_epoch
+        self.rows: list[dict[str, Any]] = []
+        self.diverged = False
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        logs = logs or {}
+        step = (epoch + 1) * self.steps_per_epoch
+        self.rows.append({
+            "epoch": epoch + 1, "step": step,
+            "loss": logs.get("loss"), "accuracy": logs.get("accuracy"),
+            "val_loss": logs.get("val_loss"), "val_accuracy": logs.get("val_accuracy"),
+            "learning_rate": _current_learning_rate(self.optimizer),
+            "time": time.perf_counter() - self._start,
+        })
+        loss = logs.get("loss")
+        if loss is None or not math.isfinite(float(loss)):
+            self.diverged = True
+            self.model.stop_training = True
+
+
+def _current_learning_rate(optimizer) -> float:
+    lr = optimizer.learning_rate
+    return float(keras.ops.convert_to_numpy(lr))
+
+
+def _final_metrics(compiled, dataset, evaluate_test: bool, history: _HistoryRecorder):
+    rows = history.rows
+    metrics: dict[str, Any] = {
+        "epochs": len(rows), "steps": rows[-1]["step"] if rows else 0,
+        "params": compiled.model.count_params(),
+    }
+    val = [r["val_accuracy"] for r in rows if r["val_accuracy"] is not None]
+    if val:
+        best = int(np.argmax(val))
+        metrics.update(best_val_accuracy=val[best], best_epoch=best + 1)
+    if history.diverged:
+        metrics["diverged_at_step"] = rows[-1]["step"] if rows else 0
+        return metrics  # weights are NaN: no final evaluation
+    splits = [("train", dataset.train), ("val", dataset.validation)]
+    if evaluate_test:
+        splits.append(("test", dataset.test))
+    for name, split in splits:
+        loss, accuracy = compiled.model.evaluate(split.x, compiled.targets(split.y),
+                                                 batch_size=1000, verbose=0)
+        metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = float(loss), float(accuracy)
+    return metrics
+
+
+def enable_determinism() -> None:
+    global _DETERMINISM_ON
+    if not _DETERMINISM_ON and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    _DETERMINISM_ON = True
+
+
+def versions() -> dict[str, str]:
+    backend = keras.backend.backend()
+    backend_module = __import__({"tensorflow": "tensorflow", "jax": "jax"}.get(backend, backend))
+    return {"study": study.__version__, "keras": keras.__version__, "backend": backend,
+            "backend_version": getattr(backend_module, "__version__", "?"),
+            "numpy": np.__version__, "python": platform.python_version()}
+
+
+def _describe(error: Exception) -> str:
+    frames = traceback.extract_tb(error.__traceback__)[-3:]
+    where = "; ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in frames)
+    return f"{type(error).__name__}: {error} (at {where})"

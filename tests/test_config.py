@@ -1,0 +1,197 @@
+"""Study files: validation messages (file, key path, value, what is allowed), expansion, keys."""
+
+import copy
+
+import pytest
+
+from study.config import ConfigError, expand, load_study, run_key
+
+BASE = {
+    "name": "xor-test",
+    "seeds": 2,
+    "data": {"dataset": "xor"},
+    "model": {"hidden": [5, 4], "activation": "sigmoid", "initializer": "glorot_uniform"},
+    "training": {"optimizer": "sgd", "learning_rate": 0.5, "batch_size": 4, "steps": 40,
+                 "log_every": 20, "loss": "binary_cross_entropy"},
+}
+
+
+def _with(**changes):
+    raw = copy.deepcopy(BASE)
+    for path, value in changes.items():
+        node = raw
+        *parents, last = path.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return raw
+
+
+def _problems(raw):
+    with pytest.raises(ConfigError) as caught:
+        expand(raw, source="experiments/bad.toml")
+    text = str(caught.value)
+    assert all(line.startswith("experiments/bad.toml: ") for line in text.splitlines())
+    return text
+
+
+# (changes, the message the user must see)
+BAD_INPUT = {
+    "misspelt optimizer in a grid": (
+        {"grid": {"optimizer": ["sgd", "adam", "adma"]}},
+        "grid.optimizer[2]: 'adma' is not an optimizer; did you mean 'adam'?"),
+    "misspelt activation": (
+        {"model__activation": "sigmod"},
+        "model.activation: 'sigmod' is not an activation; did you mean 'sigmoid'?"),
+    "unknown key in a section": (
+        {"model__hiden": [3]},
+        "model.hiden: unknown key; did you mean 'hidden'? (allowed: activation,"),
+    "unknown top-level key": (
+        {"colour": "red"},
+        "colour: unknown key (allowed: about, data, grid, model, name, question, quick, random, "
+        "seeds, training, zip)"),
+    "value out of range": (
+        {"model__dropout": 1.5},
+        "model.dropout: 1.5 is not allowed: Input should be less than 1"),
+    "negative learning rate": (
+        {"training__learning_rate": -0.1},
+        "training.learning_rate: -0.1 is not allowed: Input should be greater than 0"),
+    "wrong type in a grid": (
+        {"grid": {"learning_rate": [0.1, "fast"]}},
+        "grid.learning_rate[1]: 'fast' is not allowed: Input should be a valid number"),
+    "unknown axis": (
+        {"grid": {"learnig_rate": [0.1]}},
+        "grid.learnig_rate: 'learnig_rate' is not a setting of a run; did you mean "
+        "'learning_rate'?"),
+    "zip lists of different lengths": (
+        {"zip": {"optimizer": ["sgd", "adam"], "learning_rate": [0.1]}},
+        "zip: the lists must have one length; got optimizer = 2, learning_rate = 1"),
+    "unknown dataset": (
+        {"data__dataset": "cifar"},
+        "data.dataset: 'cifar' is not allowed: Input should be 'xor', 'xor_cloud' or 'mnist'"),
+    "no seeds": (
+        {"seeds": 0},
+        "seeds: 0 is not allowed: give a number of seeds (> 0) or a list of distinct seeds"),
+    "both epochs and steps": (
+        {"training__epochs": 3},
+        "training: set exactly one of epochs or steps"),
+    "optimizer argument it does not take": (
+        {"training__optimizer_args": {"momentm": 0.9}},
+        "training: optimizer_args: sgd does not take 'momentm' (it takes: clipnorm, clipvalue,"),
+    "bad optimizer argument value": (
+        {"training__optimizer": "momentum", "training__optimizer_args": {"momentum": 1.5}},
+        "training: optimizer_args: momentum: `momentum` must be a float in [0, 1]. "
+        "Received: momentum=1.5"),
+    "log scale from zero": (
+        {"random": {"samples": 3, "axes": {"learning_rate": {"low": 0, "high": 1,
+                                                             "scale": "log"}}}},
+        "random.axes.learning_rate: a log scale needs low > 0; got 0.0"),
+    "unknown keras built-in": (
+        {"grid": {"initializer": ["keras.he_normal", "keras.he_nromal"]}},
+        "grid.initializer[1]: 'keras.he_nromal' is not an initializer; did you mean "
+        "'keras.he_normal'?"),
+    "residual with mixed widths": (
+        {"model__residual": True},
+        "model: residual = true needs hidden layers of one width"),
+    "combination that does not fit": (
+        {"grid": {"dataset": ["xor", "mnist"]}},
+        "combination dataset=mnist: binary_cross_entropy needs two classes; mnist has ten"),
+    "quick override of a missing axis": (
+        {"quick": {"grid.optimizer": ["sgd"]}},
+        "quick.grid.optimizer: the study has no grid axis 'optimizer'; it has none"),
+    "missing section": (
+        {"training": None},
+        "training: None is not allowed: Input should be a valid dictionary"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_is_reported_with_location_value_and_what_is_allowed(case):
+    changes, message = BAD_INPUT[case]
+    raw = _with(**{k: v for k, v in changes.items() if "__" in k})
+    raw.update({k: v for k, v in changes.items() if "__" not in k})
+    if raw.get("training") is None:
+        raw.pop("training")
+        message = "training: required key is missing"
+    assert message in _problems(raw)
+
+
+def test_every_problem_of_a_file_is_reported_at_once():
+    raw = _with(model__activation="sigmod", training__batch_size=0,
+                grid={"optimizer": ["adma"]})
+    text = _problems(raw)
+    assert "model.activation" in text and "training.batch_size" in text
+
+
+def test_not_toml_and_missing_file(tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("name = 'x'\n[data\n")
+    with pytest.raises(ConfigError, match=r"broken.toml: not valid TOML: .*line 2"):
+        load_study(broken)
+    with pytest.raises(ConfigError, match=r"nope.toml: no such file"):
+        load_study(tmp_path / "nope.toml")
+
+
+def test_grid_crosses_zip_pairs_and_seeds_multiply():
+    raw = _with(grid={"optimizer": ["sgd", "adam"], "hidden": [[2], [5, 4], [8]]},
+                zip={"learning_rate": [0.1, 0.5], "batch_size": [2, 4]})
+    study = expand(raw)
+    assert len(study.runs) == 2 * 3 * 2 * 2  # grid x grid x zip rows x seeds
+    pairs = {(r.config["training"]["learning_rate"], r.config["training"]["batch_size"])
+             for r in study.runs}
+    assert pairs == {(0.1, 2), (0.5, 4)}  # zipped, never crossed
+    assert len({r.key for r in study.runs}) == len(study.runs)
+    first = study.runs[0]
+    assert first.arm == "optimizer=sgd, hidden=[2], learning_rate=0.1, batch_size=2"
+    assert first.config["model"]["dropout"] == 0.0  # defaults are resolved into the config
+
+
+def test_random_axes_are_seeded_and_within_range():
+    raw = _with(random={"samples": 20, "seed": 7, "axes": {
+        "learning_rate": {"low": 1e-6, "high": 1e-2, "scale": "log"},
+        "batch_size": {"low": 2, "high": 4, "integer": True}}})
+    first, again = expand(raw), expand(copy.deepcopy(raw))
+    rates = [r.config["training"]["learning_rate"] for r in first.runs[::2]]
+    assert rates == [r.config["training"]["learning_rate"] for r in again.runs[::2]]
+    assert all(1e-6 <= lr <= 1e-2 for lr in rates)
+    # log-uniform: about as many draws below 1e-4 (the log midpoint) as above
+    assert 5 <= sum(lr < 1e-4 for lr in rates) <= 15
+    assert {r.config["training"]["batch_size"] for r in first.runs} <= {2, 3, 4}
+    other = expand(_with(random={**raw["random"], "seed": 8}))
+    assert [r.key for r in other.runs] != [r.key for r in first.runs]
+
+
+def test_keys_change_only_for_the_runs_a_change_affects():
+    raw = _with(grid={"optimizer": ["sgd", "adam"]})
+    before = {r.arm + str(r.seed): r.key for r in expand(raw).runs}
+    raw["zip"] = {}
+    raw["training"]["learning_rate"] = 0.5  # unchanged value: same keys
+    assert {r.arm + str(r.seed): r.key for r in expand(raw).runs} == before
+    raw["grid"]["optimizer"] = ["sgd", "momentum"]
+    after = {r.arm + str(r.seed): r.key for r in expand(raw).runs}
+    assert {k: v for k, v in after.items() if "sgd" in k} == \
+        {k: v for k, v in before.items() if "sgd" in k}
+    assert not set(after.values()) & {v for k, v in before.items() if "adam" in k}
+    # the question and description are not part of a run: editing them reruns nothing
+    assert {r.key for r in expand({**raw, "question": "new?"}).runs} == set(after.values())
+
+
+def test_run_key_is_a_stable_hash():
+    config = {"data": {"dataset": "xor"}, "model": {}, "training": {}}
+    assert run_key("s", config, 1) == run_key("s", dict(reversed(list(config.items()))), 1)
+    assert run_key("s", config, 1) != run_key("s", config, 2)
+    assert len(run_key("s", config, 1)) == 16
+
+
+def test_quick_shrinks_seeds_axes_and_length():
+    raw = _with(grid={"optimizer": ["sgd", "adam", "momentum"]},
+                quick={"seeds": 1, "grid.optimizer": ["sgd"], "training.steps": 20})
+    full, quick = expand(raw), expand(raw, quick=True)
+    assert len(full.runs) == 6 and len(quick.runs) == 1
+    assert quick.runs[0].config["training"]["steps"] == 20
+    assert quick.runs[0].key not in {r.key for r in full.runs}
+
+
+def test_keras_builtins_resolve_as_controls():
+    study = expand(_with(grid={"optimizer": ["adam", "keras.adam"]}))
+    assert {r.config["training"]["optimizer"] for r in study.runs} == {"adam", "keras.adam"}
