@@ -1,0 +1,89 @@
+"""The store's one-transaction-per-run promise, and the seeded batch order of the trainer."""
+
+import math
+import sqlite3
+
+import numpy as np
+import pytest
+
+from study.store import RunRecord, Store, StoreError
+from study.train import batch_plan
+
+
+def _record(key="k1", status="finished", **extra):
+    return RunRecord(key=key, study="s", arm="base", seed=0, status=status,
+                     config={"a": 1}, overrides={}, started_at="t0", finished_at="t1",
+                     wall_time=1.0, metrics={"val_accuracy": 0.5, "nan": float("nan")},
+                     history=[{"epoch": 1, "step": 10, "loss": float("inf"), "time": 0.1}],
+                     artifacts={"weights": np.arange(3)}, **extra)
+
+
+def test_a_run_is_written_whole_and_non_finite_values_become_null(tmp_path):
+    with Store(tmp_path / "r.db") as store:
+        store.write(_record())
+        rows = store.query("SELECT status, metrics FROM runs")
+        assert rows[0]["status"] == "finished"
+        assert '"nan": null' in rows[0]["metrics"]
+        assert store.query("SELECT loss FROM history")[0]["loss"] is None
+        assert store.query("SELECT value FROM artifacts")[0]["value"] == "[0, 1, 2]"
+
+
+def test_a_failing_write_leaves_nothing_behind(tmp_path):
+    with Store(tmp_path / "r.db") as store:
+        store.write(_record("kept"))
+        broken = _record("broken")
+        broken.artifacts = {"bad": object()}  # not JSON: fails after the runs row is inserted
+        with pytest.raises(TypeError):
+            store.write(broken)
+        assert [r["key"] for r in store.query("SELECT key FROM runs")] == ["kept"]
+        assert store.query("SELECT COUNT(*) AS n FROM history WHERE run_key = 'broken'")[0]["n"] == 0
+
+
+def test_rewriting_a_run_replaces_it_and_its_history(tmp_path):
+    with Store(tmp_path / "r.db") as store:
+        store.write(_record(status="failed", error="boom"))
+        store.write(_record(status="finished"))
+        assert store.statuses(["k1", "other"]) == {"k1": "finished"}
+        assert store.query("SELECT COUNT(*) AS n FROM history")[0]["n"] == 1
+
+
+def test_unknown_status_is_refused(tmp_path):
+    with Store(tmp_path / "r.db") as store, pytest.raises(ValueError, match="status"):
+        store.write(_record(status="done"))
+
+
+def test_not_a_database_and_a_newer_schema_are_clear_errors(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello " * 1000)
+    with pytest.raises(StoreError, match="notes.txt: not a usable study database"):
+        Store(text)
+    assert text.read_text() == "hello " * 1000
+    newer = tmp_path / "newer.db"
+    Store(newer).close()
+    with sqlite3.connect(newer) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="schema version 99"):
+        Store(newer)
+
+
+@pytest.mark.parametrize(("n", "batch", "steps"), [(10, 4, 7), (4, 4, 20), (300, 100, 9)])
+def test_batch_plan_visits_every_sample_once_per_pass(n, batch, steps):
+    indices, starts, ends = batch_plan(n, batch, steps, seed=3)
+    per_pass = math.ceil(n / batch)
+    assert len(starts) == len(ends) == steps
+    batches = [indices[a:b] for a, b in zip(starts, ends)]
+    for p in range(steps // per_pass):
+        visited = np.concatenate(batches[p * per_pass:(p + 1) * per_pass])
+        assert sorted(visited) == list(range(n))  # a permutation: no batch straddles passes
+    assert all(1 <= len(b) <= batch for b in batches)
+
+
+def test_batch_plan_depends_on_the_seed_alone():
+    first = batch_plan(50, 8, 30, seed=1)
+    again = batch_plan(50, 8, 30, seed=1)
+    other = batch_plan(50, 8, 30, seed=2)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[0], other[0])
+    # a longer run starts with the same batches as a shorter one (same stream, cut later)
+    longer = batch_plan(50, 8, 60, seed=1)
+    assert np.array_equal(longer[0][:first[0].size], first[0])
