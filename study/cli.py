@@ -14,6 +14,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the table
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -89,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
                                                                         args.jobs))
     print(f"study: {summary.line()}")
     if summary.interrupted:
-        return 130
+        return EXIT_INTERRUPTED
     return 1 if summary.counts["failed"] else 0
 
 
@@ -149,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"study: {error}" if not isinstance(error, ConfigError) else str(error),
               file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # before or after the grid: nothing is half-written
+        print("study: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

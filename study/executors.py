@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
@@ -72,6 +74,24 @@ class ProcessExecutor:
 
 def _init_worker(threads: int) -> None:
     _limit_threads(threads)
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the driver dies, even by `kill -9` (which runs no cleanup).
+
+    A pool worker holds both ends of its task pipe, so it would never see end-of-file and
+    would live on, holding a TensorFlow's worth of memory. It watches the parent instead.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch():
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _limit_threads(threads: int) -> None:

@@ -41,6 +41,10 @@ def runs(db: str | Path, study: str | None = None) -> pd.DataFrame:
     overrides = pd.DataFrame([{path.split(".")[-1]: _scalar(v) for path, v in json.loads(o).items()}
                               for o in frame.pop("overrides")], index=frame.index)
     metrics = pd.DataFrame([json.loads(m) for m in frame.pop("metrics")], index=frame.index)
+    # An axis may share a name with a metric (a grid over `epochs`, and the epochs a run
+    # actually ran): the axis keeps the name, the metric becomes `metric_<name>`.
+    metrics = metrics.rename(columns={c: f"metric_{c}" for c in metrics.columns
+                                      if c in overrides.columns or c in frame.columns})
     versions = pd.DataFrame([json.loads(v) for v in frame.pop("versions")], index=frame.index)
     versions.columns = [f"version_{c}" for c in versions.columns]
     return pd.concat([frame, overrides, metrics, versions], axis=1)

@@ -102,6 +102,7 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
             self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+            self._refuse_foreign_database()
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
@@ -134,6 +135,16 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def _refuse_foreign_database(self) -> None:
+        """Another program's SQLite file is not ours to add tables to or switch to WAL."""
+        tables = {row[0] for row in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "meta" not in tables:
+            self._db.close()
+            raise StoreError(f"{self.path}: an SQLite database of another program (tables: "
+                             f"{', '.join(sorted(tables))}), not a study database. Point --db "
+                             f"at another file.")
 
     def _check_schema_version(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()

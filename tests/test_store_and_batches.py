@@ -87,3 +87,15 @@ def test_batch_plan_depends_on_the_seed_alone():
     # a longer run starts with the same batches as a shorter one (same stream, cut later)
     longer = batch_plan(50, 8, 60, seed=1)
     assert np.array_equal(longer[0][:first[0].size], first[0])
+
+
+def test_another_programs_sqlite_file_is_refused_untouched(tmp_path):
+    foreign = tmp_path / "app.db"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+    before = foreign.read_bytes()
+    with pytest.raises(StoreError, match="another program"):
+        Store(foreign)
+    assert foreign.read_bytes() == before
+    with sqlite3.connect(foreign) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] != "wal"
