@@ -1,0 +1,61 @@
+"""Training options of a run: learning-rate schedules, early stopping, data sets, residual nets."""
+
+import copy
+
+import numpy as np
+
+from study.config import expand
+from study.train import train_run
+
+XOR = {
+    "name": "options", "seeds": 1, "data": {"dataset": "xor"},
+    "model": {"hidden": [5, 4], "activation": "tanh", "initializer": "glorot_uniform"},
+    "training": {"optimizer": "sgd", "learning_rate": 0.5, "batch_size": 4, "steps": 40,
+                 "log_every": 10, "loss": "binary_cross_entropy"},
+}
+
+
+def _run(**sections):
+    raw = copy.deepcopy(XOR)
+    for section, values in sections.items():
+        raw[section] = {**raw.get(section, {}), **values}
+    (spec,) = expand(raw).runs
+    record = train_run(spec)
+    assert record.status in ("finished", "diverged"), record.error
+    return record
+
+
+def test_exponential_schedule_decays_the_logged_learning_rate():
+    record = _run(training={"schedule": {"kind": "exponential", "decay_steps": 10,
+                                         "decay_rate": 0.5}})
+    rates = [row["learning_rate"] for row in record.history]
+    # lr(step) = 0.5 * 0.5 ** (step / 10), logged after steps 10, 20, 30, 40
+    np.testing.assert_allclose(rates, [0.25, 0.125, 0.0625, 0.03125], rtol=1e-6)
+
+
+def test_step_schedule_and_constant():
+    steps = _run(training={"schedule": {"kind": "step", "decay_steps": 20, "decay_rate": 0.1}})
+    np.testing.assert_allclose([r["learning_rate"] for r in steps.history],
+                               [0.5, 0.05, 0.05, 0.005], rtol=1e-6)
+    constant = _run()
+    assert {r["learning_rate"] for r in constant.history} == {0.5}
+
+
+def test_early_stopping_ends_a_run_whose_monitor_stops_improving():
+    # The step activation passes no gradient to the hidden layers, so validation accuracy
+    # settles at once; patience 1 stops the run after two logged epochs without improvement.
+    record = _run(model={"activation": "step"},
+                  training={"early_stopping": {"monitor": "val_accuracy", "patience": 1}})
+    assert record.status == "finished"
+    assert len(record.history) < 4
+    assert record.metrics["steps"] < 40
+
+
+def test_xor_cloud_with_residual_batch_norm_dropout_penalty_and_constraint():
+    record = _run(data={"dataset": "xor_cloud", "cloud_points": 64},
+                  model={"hidden": [8, 8, 8], "residual": True, "batch_norm": True,
+                         "dropout": 0.1, "regularizer": "l2", "regularizer_args": {"l2": 1e-4},
+                         "constraint": "max_norm", "constraint_args": {"max_value": 3.0}},
+                  training={"batch_size": 16})
+    assert record.status == "finished"
+    assert record.metrics["params"] > 0 and "test_accuracy" in record.metrics
