@@ -88,10 +88,42 @@ def _run(args: argparse.Namespace) -> int:
               f"(skipped), {args.jobs} job(s), results in {args.db}", file=sys.stderr)
         summary = runner.execute(plan, store, executor, runner.Progress(len(plan.pending),
                                                                         args.jobs))
+        if not summary.interrupted:
+            _evaluate_claims(plan.studies, store)
     print(f"study: {summary.line()}")
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return 1 if summary.counts["failed"] else 0
+
+
+def _evaluate_claims(studies, store) -> None:
+    from study.claims import evaluate_and_store
+
+    for study in studies:
+        if not study.claims:
+            continue
+        rows = evaluate_and_store(study, store)
+        print(f"claims of {study.name}:")
+        for row in rows:
+            p = row["p_adjusted"]
+            stat = f"p_holm={p:.3g}" if p is not None else _rate_text(row["estimate"])
+            print(f"  {row['verdict']:<13} {row['claim_id']}: {row['text']} ({stat}, n={row['n']})")
+
+
+def _rate_text(estimate) -> str:
+    if "rate" not in estimate:
+        return "no runs"
+    return (f"rate={estimate['rate']:.2f} [{estimate['ci_low']:.2f}, {estimate['ci_high']:.2f}]")
+
+
+def _claims(args: argparse.Namespace) -> int:
+    from study import runner
+    from study.store import Store
+
+    with Store(args.db) as store:
+        plan = runner.plan(args.files, store, quick=args.quick)
+        _evaluate_claims(plan.studies, store)
+    return 0
 
 
 def _print_plan(plan) -> None:
@@ -125,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rerun", action="store_true", help="run stored runs again")
     run.add_argument("--data-dir", default=None, help="folder of mnist.npz (default ./data)")
     run.set_defaults(handler=_run)
+
+    claims = commands.add_parser("claims", help="evaluate the studies' claims on stored runs")
+    claims.add_argument("files", nargs="+", metavar="STUDY.toml")
+    claims.add_argument("--db", default=DEFAULT_DB)
+    claims.add_argument("--quick", action="store_true", help="the runs of the --quick form")
+    claims.set_defaults(handler=_claims)
 
     data_parser = commands.add_parser("data", help="data sets: provisioning MNIST offline")
     data_commands = data_parser.add_subparsers(dest="data_command", required=True,

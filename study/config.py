@@ -207,6 +207,40 @@ class RandomSearch(_Strict):
     axes: dict[str, RandomAxis]
 
 
+class Claim(_Strict):
+    """A sentence of the notes, the metric that tests it, the arms, and the test.
+
+    kinds: `better` (arm beats baseline seed by seed: paired one-sided Wilcoxon, Holm-corrected
+    across the study's claims, Vargha-Delaney A12); `rate` (the share of seeds whose metric
+    reaches `threshold` is at most / at least a bound: Wilson 95% interval); `below` / `above`
+    (the arm's metric lies below / above `value`: one-sample one-sided Wilcoxon, Holm).
+    Arms are selected by their axis values, e.g. `arm = { optimizer = "adam" }`.
+    """
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    text: str
+    kind: Literal["better", "rate", "below", "above"]
+    metric: str
+    arm: dict[str, Any]
+    baseline: dict[str, Any] | None = None
+    higher_is_better: bool = True
+    threshold: float | None = None
+    at_most: float | None = Field(None, ge=0, le=1)
+    at_least: float | None = Field(None, ge=0, le=1)
+    value: float | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self):
+        needs = {"better": ["baseline"], "rate": ["threshold"], "below": ["value"],
+                 "above": ["value"]}[self.kind]
+        missing = [f for f in needs if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.kind!r} claim needs {', '.join(missing)}")
+        if self.kind == "rate" and (self.at_most is None) == (self.at_least is None):
+            raise ValueError("a 'rate' claim needs exactly one of at_most or at_least")
+        return self
+
+
 class StudyFile(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
     question: str = ""
@@ -219,6 +253,7 @@ class StudyFile(_Strict):
     zip: dict[str, list[Any]] = {}
     random: RandomSearch | None = None
     quick: dict[str, Any] = {}
+    claims: list[Claim] = []
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -264,6 +299,7 @@ class Study:
     about: str
     source: str
     runs: list[RunSpec] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
 
 
 # --- loading and expansion --------------------------------------------------------------------
@@ -308,7 +344,7 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
                      if not any(m.startswith(p + ":") or m.startswith(p + ".") for p in first_values)]
         raise ConfigError(source, problems)
 
-    study = Study(spec.name, spec.question, spec.about, str(source))
+    study = Study(spec.name, spec.question, spec.about, str(source), claims=list(spec.claims))
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     failures: dict[str, list[str]] = {}  # message -> the combinations it occurs in
     combinations = list(_combinations(axes, zipped, random_search))
@@ -328,9 +364,37 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
         # A problem of every combination is the base configuration's; name the others.
         problems.append(message if len(labels) == len(combinations)
                         else f"combination {labels[0]}: {message}")
+    problems += _check_claims(study)
     if problems:
         raise ConfigError(source, problems)
     return study
+
+
+def _check_claims(study: Study) -> list[str]:
+    """Every claim's arms must each select exactly one combination of the study's axes."""
+    problems, ids = [], set()
+    arms = {spec.arm: spec.overrides for spec in study.runs}
+    for i, claim in enumerate(study.claims):
+        if claim.id in ids:
+            problems.append(f"claims[{i}].id: {claim.id!r} is used twice")
+        ids.add(claim.id)
+        for side in ("arm", "baseline"):
+            selector = getattr(claim, side)
+            if selector is None:
+                continue
+            matches = [label for label, overrides in arms.items()
+                       if selects(selector, overrides)]
+            if len(matches) != 1:
+                found = "no arm" if not matches else f"{len(matches)} arms ({'; '.join(matches)})"
+                problems.append(f"claims[{i}].{side}: {selector!r} selects {found}; it must "
+                                f"select exactly one of: {'; '.join(arms)}")
+    return problems
+
+
+def selects(selector: dict[str, Any], overrides: dict[str, Any]) -> bool:
+    """Does an arm (its axis values) match a claim's selector (axis name -> value)?"""
+    by_name = {path.split(".")[-1]: value for path, value in overrides.items()}
+    return all(key in by_name and by_name[key] == value for key, value in selector.items())
 
 
 def run_key(study: str, config: dict[str, Any], seed: int) -> str:

@@ -58,6 +58,24 @@ CREATE TABLE IF NOT EXISTS history (
     time REAL NOT NULL,
     PRIMARY KEY (run_key, epoch)
 );
+CREATE TABLE IF NOT EXISTS claims (
+    study TEXT NOT NULL,
+    claim_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    arm TEXT NOT NULL,
+    baseline TEXT,
+    n INTEGER NOT NULL,
+    statistic REAL,
+    p_value REAL,
+    p_adjusted REAL,
+    effect REAL,
+    estimate TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('supported', 'contradicted', 'inconclusive')),
+    evaluated_at TEXT NOT NULL,
+    PRIMARY KEY (study, claim_id)
+);
 CREATE TABLE IF NOT EXISTS artifacts (
     run_key TEXT NOT NULL REFERENCES runs (key) ON DELETE CASCADE,
     name TEXT NOT NULL,
@@ -177,6 +195,21 @@ class Store:
             db.executemany("INSERT INTO artifacts VALUES (?, ?, ?)",
                            [(record.key, name, _json(value))
                             for name, value in record.artifacts.items()])
+
+    def write_claims(self, study: str, rows: list[dict[str, Any]]) -> None:
+        """Replace a study's claim verdicts, all in one transaction."""
+        columns = ("study", "claim_id", "text", "kind", "metric", "arm", "baseline", "n",
+                   "statistic", "p_value", "p_adjusted", "effect", "estimate", "verdict",
+                   "evaluated_at")
+        with self.transaction() as db:
+            db.execute("DELETE FROM claims WHERE study = ?", (study,))
+            db.executemany(
+                f"INSERT INTO claims ({', '.join(columns)}) VALUES "
+                f"({', '.join('?' for _ in columns)})",
+                [tuple(_finite_or_none(r[c]) if c in ("statistic", "p_value", "p_adjusted",
+                                                      "effect") else
+                       (_json(r[c]) if c in ("arm", "baseline", "estimate") else r[c])
+                       for c in columns) for r in rows])
 
     # --- reading -------------------------------------------------------------------------
 

@@ -195,6 +195,9 @@ def _final_metrics(compiled, dataset, evaluate_test: bool, history: _HistoryReco
     if val:
         best = int(np.argmax(val))
         metrics.update(best_val_accuracy=val[best], best_epoch=best + 1)
+    # The first logged step at which every validation sample is right (XOR: steps to solve).
+    solved = [r["step"] for r in rows if r["val_accuracy"] == 1.0]
+    metrics["solved_at_step"] = solved[0] if solved else None
     if history.diverged:
         metrics["diverged_at_step"] = rows[-1]["step"] if rows else 0
         return metrics  # weights are NaN: no final evaluation
