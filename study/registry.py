@@ -89,6 +89,8 @@ COMPONENTS: tuple[Component, ...] = (
     Component("initializer", "glorot_normal", initializers.GlorotNormal, _K.initializers.GlorotNormal),
     Component("initializer", "he_uniform", initializers.HeUniform, _K.initializers.HeUniform),
     Component("initializer", "he_normal", initializers.HeNormal, _K.initializers.HeNormal),
+    Component("initializer", "variance_scaling", initializers.VarianceScaling,
+              _K.initializers.VarianceScaling),
     # regularizers and constraints
     Component("regularizer", "l1", regularizers.L1, _K.regularizers.L1),
     Component("regularizer", "l2", regularizers.L2, _K.regularizers.L2),
