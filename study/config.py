@@ -70,13 +70,16 @@ def _component_validator(kind: str, *, optional: bool = False):
 
 
 class Data(_Strict):
-    dataset: Literal["xor", "xor_cloud", "mnist"]
+    dataset: Literal["xor", "xor_cloud", "mnist", "gaussian"]
     # A subset of the training split: the first n_train (as the book does), or, with
     # subset = "random", a sample drawn by the run's seed (the same in every arm of a seed).
     n_train: PositiveInt | None = None
     subset: Literal["first", "random"] = "first"
     cloud_points: PositiveInt = 400
     cloud_noise: NonNegativeFloat = 0.15
+    # "gaussian": n_points inputs of dim standard-normal features (DLFS's histogram input).
+    n_points: PositiveInt = 1000
+    dim: PositiveInt = 100
 
     @model_validator(mode="after")
     def _subset_fits(self):
@@ -99,6 +102,7 @@ class Model(_Strict):
     constraint_args: dict[str, Any] = {}
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     batch_norm: bool = False
+    use_bias: bool = True
     # Hidden layers after the first become ResidualBlocks (y = x + F(x)) of the first's width.
     residual: bool = False
 
@@ -173,17 +177,48 @@ class Training(_Strict):
 
 
 class RunConfig(_Strict):
-    """Everything one run depends on (with the seed): hashed into its key."""
+    """Everything one run depends on (with the seed): hashed into its key.
 
+    task "train" (the default) trains the model; "activation_histograms" only runs the
+    initialised network forward on the data and records every hidden layer's activations
+    (DLFS 6.2.2), so it needs no [training] section.
+    """
+
+    task: Literal["train", "activation_histograms"] = "train"
     data: Data
     model: Model = Field(default_factory=Model)
-    training: Training
+    training: Training | None = None
 
     @model_validator(mode="after")
-    def _loss_fits_data(self):
-        if self.training.loss == "binary_cross_entropy" and self.data.dataset == "mnist":
+    def _fits_task(self):
+        if self.task == "train" and self.training is None:
+            raise ValueError("training: required key is missing (task 'train' trains)")
+        if self.task == "train" and self.data.dataset == "gaussian":
+            raise ValueError("the 'gaussian' data has no labels: use it with task = "
+                             "'activation_histograms'")
+        if (self.training is not None and self.training.loss == "binary_cross_entropy"
+                and self.data.dataset == "mnist"):
             raise ValueError("binary_cross_entropy needs two classes; mnist has ten")
         return self
+
+
+# Settings added after the first stored results: left out of a resolved config while at their
+# default, so that adding them did not change the key of any run that predates them.
+_ADDED_LATER = {("task",): "train", ("model", "use_bias"): True, ("data", "n_points"): 1000,
+                ("data", "dim"): 100}
+
+
+def _without_later_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    for path, default in _ADDED_LATER.items():
+        *parents, last = path
+        node = config
+        for part in parents:
+            node = node.get(part) or {}
+        if node.get(last, object()) == default:
+            del node[last]
+    if config.get("training", ...) is None:
+        del config["training"]
+    return config
 
 
 class RandomAxis(_Strict):
@@ -246,9 +281,10 @@ class StudyFile(_Strict):
     question: str = ""
     about: str = ""
     seeds: PositiveInt | list[NonNegativeInt] = 5
+    task: str = "train"
     data: dict[str, Any]
     model: dict[str, Any] = {}
-    training: dict[str, Any]
+    training: dict[str, Any] | None = None
     grid: dict[str, list[Any]] = {}
     zip: dict[str, list[Any]] = {}
     random: RandomSearch | None = None
@@ -323,7 +359,9 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
         spec = StudyFile.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(source, _messages(error, StudyFile)) from None
-    base = {"data": spec.data, "model": spec.model, "training": spec.training}
+    base = {"task": spec.task, "data": spec.data, "model": spec.model}
+    if spec.training is not None:
+        base["training"] = spec.training
     grid, zipped = dict(spec.grid), dict(spec.zip)
     seeds, random_search, late = spec.seeds, spec.random, {}
     # [quick] is checked on every load, so a broken smoke configuration is found before it is used.
@@ -565,7 +603,7 @@ def _validated_config(config, where, problems, focus=None):
     has been applied, which the check of each whole combination covers.
     """
     try:
-        return RunConfig.model_validate(config).model_dump(mode="json")
+        return _without_later_defaults(RunConfig.model_validate(config).model_dump(mode="json"))
     except ValidationError as error:
         for message in _messages(error, RunConfig):
             path, _, text = message.partition(": ")

@@ -34,20 +34,7 @@ class Compiled:
 
 def build(config: RunConfig, input_shape: tuple[int, ...], num_classes: int, seed: int) -> Compiled:
     m, t = config.model, config.training
-    inputs = keras.Input(input_shape, name="inputs")
-    x = inputs
-    for i, units in enumerate(m.hidden):
-        if m.residual and i > 0:
-            x = ResidualBlock(activation=registry.create("activation", m.activation),
-                              kernel_initializer=_initializer(m, seed, i),
-                              kernel_regularizer=_regularizer(m), name=f"residual_{i + 1}")(x)
-        else:
-            x = _affine(m, units, seed, i, name=f"affine_{i + 1}")(x)
-        if m.batch_norm:
-            x = BatchNormalization(name=f"batch_norm_{i + 1}")(x)
-        x = registry.create("activation", m.activation, name=f"activation_{i + 1}")(x)
-        if m.dropout > 0:
-            x = Dropout(m.dropout, seed=_layer_seed(seed, 1000 + i), name=f"dropout_{i + 1}")(x)
+    inputs, x, _ = hidden_stack(config, input_shape, seed)
     outputs = 1 if t.loss == "binary_cross_entropy" else num_classes
     x = _affine(m, outputs, seed, len(m.hidden), name="output")(x)
     if t.loss == "mse":
@@ -61,8 +48,29 @@ def build(config: RunConfig, input_shape: tuple[int, ...], num_classes: int, see
     return Compiled(model, loss, metric, optimizer)
 
 
+def hidden_stack(config: RunConfig, input_shape: tuple[int, ...], seed: int):
+    """`(inputs, last hidden output, [each hidden layer's activation output])`."""
+    m = config.model
+    inputs = keras.Input(input_shape, name="inputs")
+    x, activations = inputs, []
+    for i, units in enumerate(m.hidden):
+        if m.residual and i > 0:
+            x = ResidualBlock(activation=registry.create("activation", m.activation),
+                              kernel_initializer=_initializer(m, seed, i),
+                              kernel_regularizer=_regularizer(m), name=f"residual_{i + 1}")(x)
+        else:
+            x = _affine(m, units, seed, i, name=f"affine_{i + 1}")(x)
+        if m.batch_norm:
+            x = BatchNormalization(name=f"batch_norm_{i + 1}")(x)
+        x = registry.create("activation", m.activation, name=f"activation_{i + 1}")(x)
+        activations.append(x)
+        if m.dropout > 0:
+            x = Dropout(m.dropout, seed=_layer_seed(seed, 1000 + i), name=f"dropout_{i + 1}")(x)
+    return inputs, x, activations
+
+
 def _affine(m, units: int, seed: int, index: int, name: str) -> Affine:
-    return Affine(units, kernel_initializer=_initializer(m, seed, index),
+    return Affine(units, use_bias=m.use_bias, kernel_initializer=_initializer(m, seed, index),
                   bias_initializer=registry.create("initializer", m.bias_initializer),
                   kernel_regularizer=_regularizer(m), kernel_constraint=_constraint(m), name=name)
 

@@ -52,6 +52,9 @@ def train_run(spec: RunSpec, data_dir: str | Path | None = None) -> RunRecord:
 def _train(config: RunConfig, seed: int, data_dir, record: RunRecord) -> None:
     enable_determinism()
     keras.utils.set_random_seed(seed)
+    if config.task == "activation_histograms":
+        _activation_histograms(config, seed, record)
+        return
     dataset = load_dataset(config, seed, data_dir)
     compiled = models.build(config, dataset.input_shape, dataset.num_classes, seed)
     t = config.training
@@ -82,6 +85,43 @@ def _train(config: RunConfig, seed: int, data_dir, record: RunRecord) -> None:
     record.history = history.rows
     record.status = "diverged" if history.diverged else "finished"
     record.metrics = _final_metrics(compiled, dataset, t.evaluate_test, history)
+
+
+# Activations whose output is bounded: a unit is "saturated" within 5% of the range's ends,
+# where the derivative all but vanishes (seed 000: sigmoid's vanishing gradient).
+_BOUNDS = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+HISTOGRAM_BINS = 30
+
+
+def _activation_histograms(config: RunConfig, seed: int, record: RunRecord) -> None:
+    """DLFS 6.2.2: the initialised network forward on standard-normal inputs, layer by layer.
+
+    Metrics per hidden layer i: `layer{i}_mean`, `layer{i}_std`, `layer{i}_saturated` (share
+    of units within 5% of a bounded activation's ends; None when unbounded) and
+    `layer{i}_dead` (share exactly 0, ReLU's dead units). Artifact `histograms`: 30 bins per
+    layer, over the activation's range (DLFS plots sigmoid over (0, 1)) or the layer's own.
+    """
+    d = config.data
+    x = np.random.default_rng([seed, 2]).standard_normal((d.n_points, d.dim)).astype("float32")
+    inputs, _, activations = models.hidden_stack(config, (d.dim,), seed)
+    outputs = keras.Model(inputs, activations).predict(x, batch_size=len(x), verbose=0)
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    bounds = _BOUNDS.get(config.model.activation.removeprefix("keras."))
+    histograms, metrics = [], {"layers": len(outputs)}
+    for i, a in enumerate(outputs, start=1):
+        a = np.asarray(a, dtype=np.float64).ravel()
+        low, high = bounds if bounds else (float(a.min()), float(a.max()) or 1.0)
+        counts, edges = np.histogram(a, bins=HISTOGRAM_BINS, range=(low, high))
+        histograms.append({"layer": i, "edges": edges.tolist(), "counts": counts.tolist()})
+        margin = 0.05 * (high - low)
+        metrics.update({
+            f"layer{i}_mean": float(a.mean()), f"layer{i}_std": float(a.std()),
+            f"layer{i}_saturated": (float(np.mean((a < low + margin) | (a > high - margin)))
+                                    if bounds else None),
+            f"layer{i}_dead": float(np.mean(a == 0.0)),
+        })
+    record.metrics, record.artifacts = metrics, {"histograms": histograms}
+    record.status = "finished"
 
 
 def load_dataset(config: RunConfig, seed: int, data_dir=None) -> datasets.Dataset:

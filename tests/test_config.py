@@ -48,8 +48,8 @@ BAD_INPUT = {
         "model.hiden: unknown key; did you mean 'hidden'? (allowed: activation,"),
     "unknown top-level key": (
         {"colour": "red"},
-        "colour: unknown key (allowed: about, data, grid, model, name, question, quick, random, "
-        "seeds, training, zip)"),
+        "colour: unknown key (allowed: about, claims, data, grid, model, name, question, quick, "
+        "random, seeds, task, training, zip)"),
     "value out of range": (
         {"model__dropout": 1.5},
         "model.dropout: 1.5 is not allowed: Input should be less than 1"),
@@ -68,7 +68,7 @@ BAD_INPUT = {
         "zip: the lists must have one length; got optimizer = 2, learning_rate = 1"),
     "unknown dataset": (
         {"data__dataset": "cifar"},
-        "data.dataset: 'cifar' is not allowed: Input should be 'xor', 'xor_cloud' or 'mnist'"),
+        "data.dataset: 'cifar' is not allowed: Input should be 'xor', 'xor_cloud', 'mnist' or 'gaussian'"),
     "no seeds": (
         {"seeds": 0},
         "seeds: 0 is not allowed: give a number of seeds (> 0) or a list of distinct seeds"),

@@ -47,3 +47,18 @@ def test_an_mnist_study_quick_end_to_end(tmp_path):
     assert (runs["val_accuracy"] > 0.5).all()  # 200 steps already learn something
     with sqlite3.connect(db) as connection:
         assert connection.execute("SELECT COUNT(*) FROM claims").fetchone()[0] >= 1
+
+
+def test_init_histograms_quick_end_to_end(tmp_path):
+    db = tmp_path / "r.db"
+    path = ROOT / "experiments/init_histograms.toml"
+    assert cli.main(["run", str(path), "--quick", "--db", str(db)]) == 0
+    runs = results.runs(db, study="init_histograms")
+    small = runs[(runs["activation"] == "sigmoid") & (runs["initializer_args"] == '{"stddev":0.01}')]
+    # Robust at any size: std 0.01 sigmoid activations collapse toward 0.5 by layer 5.
+    assert len(small) > 0
+    assert (small["layer5_std"] < 0.03).all() and ((small["layer5_mean"] - 0.5).abs() < 0.05).all()
+    histograms = results.artifacts(db, "histograms", study="init_histograms")
+    assert len(histograms) == len(runs)
+    first = histograms["value"].iloc[0]
+    assert len(first) == 5 and sum(first[0]["counts"]) == 1000 * 100
