@@ -70,7 +70,7 @@ def _component_validator(kind: str, *, optional: bool = False):
 
 
 class Data(_Strict):
-    dataset: Literal["xor", "xor_cloud", "mnist", "gaussian"]
+    dataset: Literal["xor", "xor_cloud", "mnist", "gaussian", "bowl", "anisotropic_bowl"]
     # A subset of the training split: the first n_train (as the book does), or, with
     # subset = "random", a sample drawn by the run's seed (the same in every arm of a seed).
     n_train: PositiveInt | None = None
@@ -80,6 +80,10 @@ class Data(_Strict):
     # "gaussian": n_points inputs of dim standard-normal features (DLFS's histogram input).
     n_points: PositiveInt = 1000
     dim: PositiveInt = 100
+    # "bowl" f = x^2 + y^2 and "anisotropic_bowl" f = x^2/20 + y^2 (DLFS 6.1): the start of the
+    # path, moved by N(0, start_jitter^2) per coordinate by the run's seed (0: the same start).
+    start: list[float] = Field(default_factory=lambda: [-7.0, 2.0], min_length=2, max_length=2)
+    start_jitter: NonNegativeFloat = 0.0
 
     @model_validator(mode="after")
     def _subset_fits(self):
@@ -184,15 +188,19 @@ class RunConfig(_Strict):
     (DLFS 6.2.2), so it needs no [training] section.
     """
 
-    task: Literal["train", "activation_histograms"] = "train"
+    task: Literal["train", "activation_histograms", "optimizer_path"] = "train"
     data: Data
     model: Model = Field(default_factory=Model)
     training: Training | None = None
 
     @model_validator(mode="after")
     def _fits_task(self):
-        if self.task == "train" and self.training is None:
-            raise ValueError("training: required key is missing (task 'train' trains)")
+        if self.task in ("train", "optimizer_path") and self.training is None:
+            raise ValueError(f"training: required key is missing (task {self.task!r} trains)")
+        functions = ("bowl", "anisotropic_bowl")
+        if (self.task == "optimizer_path") != (self.data.dataset in functions):
+            raise ValueError("task 'optimizer_path' goes with the data 'bowl' or "
+                             "'anisotropic_bowl', and those data with that task only")
         if self.task == "train" and self.data.dataset == "gaussian":
             raise ValueError("the 'gaussian' data has no labels: use it with task = "
                              "'activation_histograms'")
@@ -205,7 +213,7 @@ class RunConfig(_Strict):
 # Settings added after the first stored results: left out of a resolved config while at their
 # default, so that adding them did not change the key of any run that predates them.
 _ADDED_LATER = {("task",): "train", ("model", "use_bias"): True, ("data", "n_points"): 1000,
-                ("data", "dim"): 100}
+                ("data", "dim"): 100, ("data", "start"): [-7.0, 2.0], ("data", "start_jitter"): 0.0}
 
 
 def _without_later_defaults(config: dict[str, Any]) -> dict[str, Any]:

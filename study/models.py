@@ -42,10 +42,14 @@ def build(config: RunConfig, input_shape: tuple[int, ...], num_classes: int, see
     model = keras.Model(inputs, x, name="network")
 
     loss, metric = _loss_and_metric(t.loss)
-    optimizer = registry.create("optimizer", t.optimizer, learning_rate=_learning_rate(t),
-                                **t.optimizer_args)
+    optimizer = make_optimizer(t)
     model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
     return Compiled(model, loss, metric, optimizer)
+
+
+def make_optimizer(t):
+    return registry.create("optimizer", t.optimizer, learning_rate=_learning_rate(t),
+                           **t.optimizer_args)
 
 
 def hidden_stack(config: RunConfig, input_shape: tuple[int, ...], seed: int):

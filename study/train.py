@@ -55,6 +55,9 @@ def _train(config: RunConfig, seed: int, data_dir, record: RunRecord) -> None:
     if config.task == "activation_histograms":
         _activation_histograms(config, seed, record)
         return
+    if config.task == "optimizer_path":
+        _optimizer_path(config, seed, record)
+        return
     dataset = load_dataset(config, seed, data_dir)
     compiled = models.build(config, dataset.input_shape, dataset.num_classes, seed)
     t = config.training
@@ -122,6 +125,60 @@ def _activation_histograms(config: RunConfig, seed: int, record: RunRecord) -> N
         })
     record.metrics, record.artifacts = metrics, {"histograms": histograms}
     record.status = "finished"
+
+
+def _optimizer_path(config: RunConfig, seed: int, record: RunRecord) -> None:
+    """DLFS 6.1.7: an optimizer walks f(x, y) from a start point; the path is the record.
+
+    The two coordinates are the weights of a Keras model whose output is f itself, trained by
+    `fit` with the run's optimizer (so clipping, schedules and every base argument apply).
+    Metrics: distance to the minimum (0, 0) and f at the end, path length, and how often y
+    changed sign (the zig-zag of SGD on the anisotropic bowl). Artifact `path`: [[x, y], ...].
+    """
+    d, t = config.data, config.training
+    start = np.asarray(d.start, dtype="float32")
+    if d.start_jitter:
+        start = start + np.random.default_rng([seed, 3]).normal(0, d.start_jitter, 2).astype("float32")
+    x_scale = 1 / 20 if d.dataset == "anisotropic_bowl" else 1.0
+    point = _Point(start, x_scale)
+    model = keras.Sequential([keras.Input((1,)), point])
+    model.compile(optimizer=models.make_optimizer(t), loss=lambda _, f: keras.ops.mean(f))
+    path = [start.tolist()]
+    recorder = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs=None: path.append(
+        keras.ops.convert_to_numpy(point.xy).tolist()))
+    dummy = np.zeros((t.steps, 1), "float32")  # one epoch of `steps` batches of one
+    model.fit(dummy, dummy, batch_size=1, epochs=1, shuffle=False, verbose=0,
+              callbacks=[recorder])
+    xy = np.asarray(path, dtype=np.float64)
+    steps = np.diff(xy, axis=0)
+    ys = np.sign(xy[:, 1])
+    final = xy[-1]
+    record.metrics = {
+        "steps": t.steps, "final_x": final[0], "final_y": final[1],
+        "distance": float(np.hypot(*final)),
+        "final_value": float(x_scale * final[0] ** 2 + final[1] ** 2),
+        "path_length": float(np.hypot(steps[:, 0], steps[:, 1]).sum()),
+        "y_sign_changes": int(np.sum(ys[1:] * ys[:-1] < 0)),
+    }
+    record.artifacts = {"path": xy.tolist()}
+    record.status = "finished" if np.isfinite(xy).all() else "diverged"
+
+
+class _Point(keras.layers.Layer):
+    """Two weights (x, y); outputs f(x, y) = x_scale * x^2 + y^2 whatever the input."""
+
+    def __init__(self, start, x_scale, **kwargs):
+        super().__init__(**kwargs)
+        self.start, self.x_scale = [float(v) for v in start], float(x_scale)
+
+    def build(self, input_shape):
+        self.xy = self.add_weight(shape=(2,), name="xy",
+                                  initializer=keras.initializers.Constant(0.0))
+        self.xy.assign(self.start)
+
+    def call(self, inputs):
+        f = self.x_scale * self.xy[0] ** 2 + self.xy[1] ** 2
+        return keras.ops.zeros_like(inputs[:, :1]) + f
 
 
 def load_dataset(config: RunConfig, seed: int, data_dir=None) -> datasets.Dataset:

@@ -62,3 +62,19 @@ def test_init_histograms_quick_end_to_end(tmp_path):
     assert len(histograms) == len(runs)
     first = histograms["value"].iloc[0]
     assert len(first) == 5 and sum(first[0]["counts"]) == 1000 * 100
+
+
+def test_optimizer_paths_quick_end_to_end_and_sgd_in_closed_form(tmp_path):
+    db = tmp_path / "r.db"
+    path = ROOT / "experiments/optimizer_paths.toml"
+    assert cli.main(["run", str(path), "--quick", "--db", str(db)]) == 0
+    runs = results.runs(db, study="optimizer_paths")
+    paths = results.artifacts(db, "path", study="optimizer_paths").set_index("run_key")["value"]
+    sgd = runs[(runs["optimizer"] == "sgd") & (runs["dataset"] == "anisotropic_bowl")]
+    for _, run in sgd.iterrows():
+        (x0, y0), *_ = paths[run["key"]]
+        # SGD on x^2/20 + y^2 at lr 0.95: x <- (1 - 0.95/10) x, y <- (1 - 2 * 0.95) y = -0.9 y
+        assert run["final_x"] == pytest.approx(x0 * 0.905 ** 30, rel=1e-4)
+        assert run["final_y"] == pytest.approx(y0 * (-0.9) ** 30, rel=1e-4)
+        assert run["y_sign_changes"] == 30  # the zig-zag: y flips at every update
+        assert len(paths[run["key"]]) == 31
