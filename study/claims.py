@@ -23,7 +23,7 @@ def evaluate(study: Study, runs: pd.DataFrame) -> list[dict[str, Any]]:
     """One row per claim: statistic, p-value (Holm-adjusted across the study), effect, verdict."""
     keys = {spec.key for spec in study.runs}
     arm_of = {spec.key: spec.overrides for spec in study.runs}
-    runs = runs[runs["key"].isin(keys)] if len(runs) else runs
+    runs = runs[runs["key"].isin(keys)]
     rows = [_evaluate_one(claim, runs, arm_of) for claim in study.claims]
     tested = [i for i, r in enumerate(rows) if r["p_value"] is not None]
     for i, adjusted in zip(tested, stats.holm([rows[i]["p_value"] for i in tested])):
@@ -44,10 +44,13 @@ def evaluate_and_store(study: Study, store: Store) -> list[dict[str, Any]]:
     return rows
 
 
-def _side(runs: pd.DataFrame, selector, arm_of, claim: Claim) -> pd.Series:
-    """The metric per seed for the runs of one arm; diverged runs at the metric's worst."""
-    chosen = (runs[np.array([selects(selector, arm_of[k]) for k in runs["key"]], dtype=bool)]
-              if len(runs) else runs)
+def _arm_runs(runs: pd.DataFrame, selector, arm_of) -> pd.DataFrame:
+    """The runs of the arm that `selector` picks."""
+    return runs[np.array([selects(selector, arm_of[k]) for k in runs["key"]], dtype=bool)]
+
+
+def _side(chosen: pd.DataFrame, claim: Claim) -> pd.Series:
+    """The metric per seed for one arm's runs; diverged runs at the metric's worst."""
     chosen = chosen[chosen["status"] != "failed"]
     if claim.metric not in chosen.columns:
         values = pd.Series(np.nan, index=chosen.index)
@@ -63,12 +66,11 @@ def _evaluate_one(claim: Claim, runs, arm_of) -> dict[str, Any]:
            "arm": claim.arm, "baseline": claim.baseline, "n": 0, "statistic": None,
            "p_value": None, "p_adjusted": None, "effect": None, "estimate": {},
            "_opposite_p": None}
-    arm = _side(runs, claim.arm, arm_of, claim) if len(runs) else pd.Series(dtype=float)
-    in_arm = np.array([selects(claim.arm, arm_of[k]) for k in runs["key"]], dtype=bool)
-    failed = int(((runs["status"] == "failed").to_numpy() & in_arm).sum()) if len(runs) else 0
-    row["estimate"]["failed"] = failed
+    arm_runs = _arm_runs(runs, claim.arm, arm_of)
+    row["estimate"]["failed"] = int((arm_runs["status"] == "failed").sum())
+    arm = _side(arm_runs, claim)
     if claim.kind == "better":
-        base = _side(runs, claim.baseline, arm_of, claim) if len(runs) else pd.Series(dtype=float)
+        base = _side(_arm_runs(runs, claim.baseline, arm_of), claim)
         paired = pd.concat([arm, base], axis=1, keys=["arm", "base"], join="inner").dropna()
         row["n"] = len(paired)
         if row["n"] < 2:

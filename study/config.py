@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import hashlib
 import inspect
 import itertools
@@ -329,7 +330,6 @@ class RunSpec:
     arm: str  # the varied values, e.g. "optimizer=adam, learning_rate=0.001"
     overrides: dict[str, Any]
     config: dict[str, Any]
-    source: str = ""
 
     @property
     def run_config(self) -> RunConfig:
@@ -405,7 +405,7 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
             continue
         for seed in seed_list:
             study.runs.append(RunSpec(spec.name, run_key(spec.name, resolved, seed), seed,
-                                      label, overrides, resolved, str(source)))
+                                      label, overrides, resolved))
     for message, labels in failures.items():
         # A problem of every combination is the base configuration's; name the others.
         problems.append(message if len(labels) == len(combinations)
@@ -458,6 +458,7 @@ def run_key(study: str, config: dict[str, Any], seed: int) -> str:
 
 # --- axes -------------------------------------------------------------------------------------
 
+@functools.cache
 def _field_paths() -> dict[str, list[str]]:
     """Every settable path `section.field`, and for each bare field name the paths it may mean."""
     by_name: dict[str, list[str]] = {}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import keras
+import numpy as np
 
 from study import registry
 from study.config import RunConfig
@@ -128,8 +129,6 @@ def _loss_and_metric(loss: str):
 
 
 def _targets(loss, labels, outputs: int):
-    import numpy as np
-
     if isinstance(loss, keras.losses.BinaryCrossentropy):
         return labels.astype("float32").reshape(-1, 1)
     if isinstance(loss, keras.losses.MeanSquaredError):
