@@ -33,7 +33,8 @@ class Compiled:
         return _targets(self.loss, labels, self.model.output_shape[-1])
 
 
-def build(config: RunConfig, input_shape: tuple[int, ...], num_classes: int, seed: int) -> Compiled:
+def build(config: RunConfig, input_shape: tuple[int, ...], num_classes: int, seed: int,
+          steps_per_execution: int = 1) -> Compiled:
     m, t = config.model, config.training
     inputs, x, _ = hidden_stack(config, input_shape, seed)
     outputs = 1 if t.loss == "binary_cross_entropy" else num_classes
@@ -44,7 +45,9 @@ def build(config: RunConfig, input_shape: tuple[int, ...], num_classes: int, see
 
     loss, metric = _loss_and_metric(t.loss)
     optimizer = make_optimizer(t)
-    model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
+    # Several steps per compiled call: the same updates, without Python between the steps.
+    model.compile(optimizer=optimizer, loss=loss, metrics=[metric],
+                  steps_per_execution=steps_per_execution)
     return Compiled(model, loss, metric, optimizer)
 
 

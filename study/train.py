@@ -59,18 +59,18 @@ def _train(config: RunConfig, seed: int, data_dir, record: RunRecord) -> None:
         _optimizer_path(config, seed, record)
         return
     dataset = load_dataset(config, seed, data_dir)
-    compiled = models.build(config, dataset.input_shape, dataset.num_classes, seed)
     t = config.training
-    x, y = dataset.train.x, compiled.targets(dataset.train.y)
-    steps_per_pass = math.ceil(len(x) / t.batch_size)
+    steps_per_pass = math.ceil(len(dataset.train.x) / t.batch_size)
     if t.steps is not None:
         # A history row every log_every steps, or else every pass of the data, rounded down to
         # a divisor of the steps so that the run stops exactly at `steps`.
-        steps_per_epoch = t.log_every or max(d for d in range(1, min(t.steps, steps_per_pass) + 1)
-                                             if t.steps % d == 0)
+        steps_per_epoch = t.log_every or _largest_divisor(t.steps, steps_per_pass)
         epochs = t.steps // steps_per_epoch
     else:
         steps_per_epoch, epochs = steps_per_pass, t.epochs
+    compiled = models.build(config, dataset.input_shape, dataset.num_classes, seed,
+                            steps_per_execution=_largest_divisor(steps_per_epoch, 100))
+    x, y = dataset.train.x, compiled.targets(dataset.train.y)
 
     batches = training_batches(x, y, t.batch_size, epochs * steps_per_epoch, steps_per_epoch, seed)
     history = _HistoryRecorder(compiled.optimizer, steps_per_epoch)
@@ -88,6 +88,10 @@ def _train(config: RunConfig, seed: int, data_dir, record: RunRecord) -> None:
     record.history = history.rows
     record.status = "diverged" if history.diverged else "finished"
     record.metrics = _final_metrics(compiled, dataset, t.evaluate_test, history)
+
+
+def _largest_divisor(n: int, at_most: int) -> int:
+    return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
 
 
 # Activations whose output is bounded: a unit is "saturated" within 5% of the range's ends,
