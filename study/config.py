@@ -38,7 +38,7 @@ from study import registry
 
 # Part of every run key: bump it when a change to the engine changes what a run computes, so
 # that stored results of the old engine are not mistaken for the new one's.
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2  # 2: full-batch steps in data order; train_* metrics on <= 10,000 samples
 SECTIONS = ("data", "model", "training")
 
 
@@ -70,6 +70,10 @@ def _component_validator(kind: str, *, optional: bool = False):
     return check
 
 
+def _none_is_null(value):
+    return None if value == "none" else value
+
+
 class Data(_Strict):
     dataset: Literal["xor", "xor_cloud", "mnist", "gaussian", "bowl", "anisotropic_bowl"]
     # A subset of the training split: the first n_train (as the book does), or, with
@@ -85,6 +89,10 @@ class Data(_Strict):
     # path, moved by N(0, start_jitter^2) per coordinate by the run's seed (0: the same start).
     start: list[float] = Field(default_factory=lambda: [-7.0, 2.0], min_length=2, max_length=2)
     start_jitter: NonNegativeFloat = 0.0
+    # What an MNIST network predicts, in every split: "digit" (ten classes); "parity", the
+    # digit % 2 (two classes, so binary_cross_entropy applies); "value", the digit as a number
+    # 0..9 (regression: one linear output, loss "mse", accuracy = the prediction rounds to it).
+    target: Literal["digit", "parity", "value"] = "digit"
 
     @model_validator(mode="after")
     def _subset_fits(self):
@@ -92,6 +100,9 @@ class Data(_Strict):
             raise ValueError("n_train must be at most 50000 (the size of MNIST's train split)")
         if self.dataset == "xor" and self.n_train is not None:
             raise ValueError("n_train does not apply to 'xor' (four points)")
+        if self.target != "digit" and self.dataset != "mnist":
+            raise ValueError(f"target = {self.target!r} applies only to 'mnist' (its labels are "
+                             f"digits); {self.dataset!r} takes the default 'digit'")
         return self
 
 
@@ -114,6 +125,9 @@ class Model(_Strict):
     _activation = field_validator("activation")(_component_validator("activation"))
     _initializers = field_validator("initializer", "bias_initializer")(
         _component_validator("initializer"))
+    # TOML has no null: "none" switches an optional component off (an axis value of the
+    # baseline arm in studies that compare regularizers).
+    _no_component = field_validator("regularizer", "constraint", mode="before")(_none_is_null)
     _regularizer = field_validator("regularizer")(_component_validator("regularizer",
                                                                        optional=True))
     _constraint = field_validator("constraint")(_component_validator("constraint", optional=True))
@@ -164,7 +178,16 @@ class Training(_Strict):
     early_stopping: EarlyStopping | None = None
     schedule: Schedule = Field(default_factory=Schedule)
     evaluate_test: bool = True
+    # Data augmentation (MNIST): every training sample of every step moves by (dy, dx) drawn
+    # uniformly from the integers in [-k, k], zero-filled; 0 leaves the images alone.
+    augment_shift: NonNegativeInt = 0
+    # Members trained one after another (seeds in `train.member_seed`); the final metrics are
+    # those of their averaged prediction.
+    ensemble: PositiveInt = 1
+    # Before training: per-layer norms of the loss's gradient on the first batch.
+    record_gradients: bool = False
 
+    _no_early_stopping = field_validator("early_stopping", mode="before")(_none_is_null)
     _optimizer = field_validator("optimizer")(_component_validator("optimizer"))
 
     @model_validator(mode="after")
@@ -205,16 +228,36 @@ class RunConfig(_Strict):
         if self.task == "train" and self.data.dataset == "gaussian":
             raise ValueError("the 'gaussian' data has no labels: use it with task = "
                              "'activation_histograms'")
-        if (self.training is not None and self.training.loss == "binary_cross_entropy"
-                and self.data.dataset == "mnist"):
-            raise ValueError("binary_cross_entropy needs two classes; mnist has ten")
+        d, t = self.data, self.training
+        if (t is not None and t.loss == "binary_cross_entropy" and d.dataset == "mnist"
+                and d.target != "parity"):
+            raise ValueError(f"binary_cross_entropy needs two classes; mnist has ten (with "
+                             f"target = {d.target!r}): set data.target = \"parity\" for two")
+        if t is not None and d.target == "value" and t.loss != "mse":
+            raise ValueError(f"target = 'value' is a regression: it needs training.loss = "
+                             f"'mse'; got {t.loss!r}")
+        if t is not None and t.augment_shift:
+            if d.dataset != "mnist":
+                raise ValueError(f"augment_shift shifts images: it applies only to 'mnist', "
+                                 f"not {d.dataset!r}")
+            if t.augment_shift >= 28:
+                raise ValueError(f"augment_shift ({t.augment_shift}) must be below 28, the side "
+                                 f"of an MNIST image")
+        if t is not None and self.task != "train":
+            for name, value in (("ensemble", t.ensemble > 1),
+                                ("record_gradients", t.record_gradients)):
+                if value:
+                    raise ValueError(f"training.{name} applies only to task 'train', not "
+                                     f"{self.task!r}")
         return self
 
 
 # Settings added after the first stored results: left out of a resolved config while at their
 # default, so that adding them did not change the key of any run that predates them.
 _ADDED_LATER = {("task",): "train", ("model", "use_bias"): True, ("data", "n_points"): 1000,
-                ("data", "dim"): 100, ("data", "start"): [-7.0, 2.0], ("data", "start_jitter"): 0.0}
+                ("data", "dim"): 100, ("data", "start"): [-7.0, 2.0], ("data", "start_jitter"): 0.0,
+                ("data", "target"): "digit", ("training", "augment_shift"): 0,
+                ("training", "ensemble"): 1, ("training", "record_gradients"): False}
 
 
 def _without_later_defaults(config: dict[str, Any]) -> dict[str, Any]:

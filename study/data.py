@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +182,19 @@ def mnist(n_train: int | None = None, subset_seed: int | None = None,
         num_classes=MNIST_NUM_CLASSES,
         input_shape=(MNIST_PIXELS,),
     )
+
+
+def with_target(dataset: Dataset, target: str) -> Dataset:
+    """The digits relabelled in every split: "digit" as they are; "parity" `y % 2` (two
+    classes); "value" the digits unchanged, which a regression model reads as numbers 0..9."""
+    if target != "parity":
+        return dataset
+
+    def parity(split: Split) -> Split:
+        return Split(split.x, split.y % 2)
+
+    return replace(dataset, train=parity(dataset.train), validation=parity(dataset.validation),
+                   test=parity(dataset.test), num_classes=2)
 
 
 def _train_indices(n_train: int | None, subset_seed: int | None) -> np.ndarray | slice | None:

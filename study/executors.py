@@ -40,10 +40,10 @@ class SerialExecutor:
         _limit_threads(threads_per_job(1))
 
     def map(self, specs: Iterable[RunSpec]) -> Iterator[RunRecord]:
-        from study.train import train_run
+        from study.packed import packs, train_pack
 
-        for spec in specs:
-            yield train_run(spec, self.data_dir)
+        for unit in packs(list(specs)):
+            yield from train_pack(unit, self.data_dir)
 
 
 class ProcessExecutor:
@@ -53,20 +53,22 @@ class ProcessExecutor:
         self.jobs, self.data_dir = jobs, data_dir
 
     def map(self, specs: Iterable[RunSpec]) -> Iterator[RunRecord]:
-        specs = list(specs)
+        from study.packed import packs
+
         context = multiprocessing.get_context("spawn")
         with futures.ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
                                          initargs=(threads_per_job(self.jobs),)) as pool:
-            pending = {pool.submit(_work, spec, self.data_dir): spec for spec in specs}
+            pending = {pool.submit(_work, unit, self.data_dir): unit
+                       for unit in packs(list(specs))}
             try:
                 for future in futures.as_completed(pending):
-                    spec = pending[future]
                     try:
-                        yield future.result()
+                        yield from future.result()
                     except futures.process.BrokenProcessPool as error:
-                        # A worker died (killed, out of memory): the run is stored as failed,
+                        # A worker died (killed, out of memory): its runs are stored as failed,
                         # and retried by the next `study run`.
-                        yield _failed(spec, f"worker process died: {error}")
+                        for spec in pending[future]:
+                            yield _failed(spec, f"worker process died: {error}")
             finally:
                 for future in pending:
                     future.cancel()
@@ -101,10 +103,10 @@ def _limit_threads(threads: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
-def _work(spec: RunSpec, data_dir) -> RunRecord:
-    from study.train import train_run
+def _work(unit: list[RunSpec], data_dir) -> list[RunRecord]:
+    from study.packed import train_pack
 
-    return train_run(spec, data_dir)
+    return train_pack(unit, data_dir)
 
 
 def _failed(spec: RunSpec, reason: str) -> RunRecord:

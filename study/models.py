@@ -27,28 +27,32 @@ class Compiled:
     loss: keras.losses.Loss
     metric: keras.metrics.Metric
     optimizer: keras.optimizers.Optimizer
+    regression: bool = False  # data.target "value": one linear output, the digit as a number
 
     def targets(self, labels):
         """Integer labels in the form the loss expects."""
+        if self.regression:
+            return labels.astype("float32").reshape(-1, 1)
         return _targets(self.loss, labels, self.model.output_shape[-1])
 
 
 def build(config: RunConfig, input_shape: tuple[int, ...], num_classes: int, seed: int,
           steps_per_execution: int = 1) -> Compiled:
     m, t = config.model, config.training
+    regression = config.data.target == "value"
     inputs, x, _ = hidden_stack(config, input_shape, seed)
-    outputs = 1 if t.loss == "binary_cross_entropy" else num_classes
+    outputs = 1 if t.loss == "binary_cross_entropy" or regression else num_classes
     x = _affine(m, outputs, seed, len(m.hidden), name="output")(x)
-    if t.loss == "mse":
+    if t.loss == "mse" and not regression:
         x = Softmax(name="softmax")(x)  # seed 003: MSE on probabilities, against one-hot targets
     model = keras.Model(inputs, x, name="network")
 
-    loss, metric = _loss_and_metric(t.loss)
+    loss, metric = _loss_and_metric(t.loss, regression)
     optimizer = make_optimizer(t)
     # Several steps per compiled call: the same updates, without Python between the steps.
     model.compile(optimizer=optimizer, loss=loss, metrics=[metric],
                   steps_per_execution=steps_per_execution)
-    return Compiled(model, loss, metric, optimizer)
+    return Compiled(model, loss, metric, optimizer, regression)
 
 
 def make_optimizer(t):
@@ -120,8 +124,11 @@ def _learning_rate(t):
     return schedules.CosineDecay(lr, s.decay_steps)
 
 
-def _loss_and_metric(loss: str):
+def _loss_and_metric(loss: str, regression: bool = False):
     # Losses take logits where they can: the stable log-sum-exp path, whatever the backend.
+    if regression:
+        return (keras.losses.MeanSquaredError(),
+                keras.metrics.MeanMetricWrapper(rounds_to_label, name="accuracy"))
     if loss == "cross_entropy":
         return (keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 keras.metrics.SparseCategoricalAccuracy(name="accuracy"))
@@ -129,6 +136,11 @@ def _loss_and_metric(loss: str):
         return (keras.losses.BinaryCrossentropy(from_logits=True),
                 keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0))
     return keras.losses.MeanSquaredError(), keras.metrics.CategoricalAccuracy(name="accuracy")
+
+
+def rounds_to_label(y_true, y_pred):
+    """1 where the predicted value rounds (half to even) to the true digit, else 0."""
+    return keras.ops.cast(keras.ops.equal(keras.ops.round(y_pred), y_true), "float32")
 
 
 def _targets(loss, labels, outputs: int):

@@ -7,7 +7,10 @@ leaves every finished run stored and none half-written; the next `study run` ski
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -66,13 +69,30 @@ def execute(plan_: Plan, store: Store, executor: Executor, progress: "Progress")
     summary = Summary(skipped=plan_.skipped)
     try:
         for record in executor.map(plan_.pending):
-            store.write(record)
-            summary.counts[record.status] += 1
+            with _interrupt_deferred():  # stored and counted, or neither
+                store.write(record)
+                summary.counts[record.status] += 1
             progress.finished(record)
     except KeyboardInterrupt:
         summary.interrupted = True
     progress.close()
     return summary
+
+
+@contextlib.contextmanager
+def _interrupt_deferred():
+    """Hold a Ctrl-C that arrives inside the block until the block has ended."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 class Progress:

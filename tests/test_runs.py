@@ -64,7 +64,8 @@ def test_resume_after_kill_9_repeats_no_stored_run(tmp_path):
 # 2 -------------------------------------------------------------------------------------------
 
 def test_ctrl_c_mid_grid_exits_130_keeps_finished_runs(tmp_path):
-    study = xor_study(tmp_path / "xor.toml", seeds=3)  # 6 runs
+    # Batches of 2: not packed (a pack of runs is stored at once), so Ctrl-C lands mid-grid.
+    study = xor_study(tmp_path / "xor.toml", seeds=3, batch_size=2)  # 6 runs
     db = tmp_path / "results.db"
 
     started = Started(study, "--db", db, cwd=tmp_path, tag="interrupted")
@@ -390,7 +391,8 @@ def test_results_are_tidy_dataframes_with_every_status(tmp_path, monkeypatch):
     from study.executors import SerialExecutor
     from study.store import Store
 
-    path = xor_study(tmp_path / "xor.toml", "tidy", seeds=[0, 1], log_every=10,
+    # Batches of 2 (not full batch): trained one run at a time by study.train, patched here.
+    path = xor_study(tmp_path / "xor.toml", "tidy", seeds=[0, 1], log_every=10, batch_size=2,
                      model={"activation": "leaky_relu"},
                      zip={"optimizer": ["sgd", "adam", "sgd"],
                           "learning_rate": [0.05, 0.05, 1000.0]})

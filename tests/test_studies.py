@@ -31,6 +31,9 @@ def test_xor_quick_end_to_end(tmp_path):
     # Robust at any size: a single perceptron (a linear boundary) never separates XOR.
     perceptron = runs[runs["hidden"] == "[]"]
     assert len(perceptron) > 0 and (perceptron["val_accuracy"] <= 0.75).all()
+    # The step activation passes no gradient: its hidden layers keep their random weights.
+    step = runs[(runs["activation"] == "step") & (runs["hidden"] == "[5,4]")]
+    assert len(step) > 0 and (step["val_accuracy"] <= 0.75).all()
     with sqlite3.connect(db) as connection:
         verdicts = dict(connection.execute("SELECT claim_id, verdict FROM claims"))
     assert verdicts.get("perceptron-cannot") in ("supported", "inconclusive")
@@ -78,3 +81,48 @@ def test_optimizer_paths_quick_end_to_end_and_sgd_in_closed_form(tmp_path):
         assert run["final_y"] == pytest.approx(y0 * (-0.9) ** 30, rel=1e-4)
         assert run["y_sign_changes"] == 30  # the zig-zag: y flips at every update
         assert len(paths[run["key"]]) == 31
+
+
+def test_xor_cloud_quick_stores_decision_boundaries(tmp_path):
+    db = tmp_path / "r.db"
+    path = ROOT / "experiments/xor_cloud.toml"
+    assert cli.main(["run", str(path), "--quick", "--db", str(db)]) == 0
+    runs = results.runs(db, study="xor_cloud")
+    assert len(runs) == len(load_study(path, quick=True).runs)
+    boundaries = results.artifacts(db, "decision_boundary", study="xor_cloud")
+    assert len(boundaries) == len(runs)
+    grid = boundaries["value"].iloc[0]
+    assert len(grid["x"]) == len(grid["probability"]) == len(grid["probability"][0]) == 41
+    # A straight line gets at most 3 of the 4 clusters right.
+    perceptron = runs[runs["hidden"] == "[]"]
+    assert len(perceptron) > 0 and (perceptron["test_accuracy"] < 0.8).all()
+
+
+def test_mnist_batchnorm_quick_end_to_end(tmp_path):
+    db = tmp_path / "r.db"
+    path = ROOT / "experiments/mnist_batchnorm.toml"
+    assert cli.main(["run", str(path), "--quick", "--db", str(db)]) == 0
+    runs = results.runs(db, study="mnist_batchnorm")
+    assert len(runs) == len(load_study(path, quick=True).runs)
+    assert set(runs["status"]) <= {"finished", "diverged"}
+    with sqlite3.connect(db) as connection:
+        verdicts = dict(connection.execute("SELECT claim_id, verdict FROM claims"))
+    assert set(verdicts) == {c.id for c in load_study(path, quick=True).claims}
+
+
+def test_mnist_depth_sigmoid_gradient_vanishes_at_quick_size():
+    from study.train import train_run
+
+    study = load_study(ROOT / "experiments/mnist_depth.toml", quick=True)
+    plain_sigmoid = [s for s in study.runs if s.overrides["model.activation"] == "sigmoid"
+                     and not s.overrides["model.residual"]]
+    ratio = {}
+    for spec in plain_sigmoid:
+        record = train_run(spec, ROOT / "data")
+        assert record.status == "finished", record.error
+        depth = len(spec.overrides["model.hidden"])
+        assert len(record.artifacts["gradient_norms"]) == depth + 1  # hidden layers + output
+        ratio[depth, spec.seed] = record.metrics["grad_norm_first_over_last"]
+    # Robust at any size: 8 more sigmoid layers shrink the first layer's gradient, seed by seed.
+    for seed in {seed for _, seed in ratio}:
+        assert ratio[10, seed] < 0.5 * ratio[2, seed]

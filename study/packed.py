@@ -1,0 +1,294 @@
+"""Packed training: the seeds of one small full-batch configuration, trained by one loop.
+
+A run of the 2-5-4-1 XOR net costs about 2 s through `fit`, nearly all of it per-call overhead;
+its arithmetic is microseconds. So the runs of one configuration (an arm: everything but the
+seed) are stacked: run r's kernel of layer l is slice r of one variable of shape
+(R, fan_in, fan_out), and one compiled step computes
+
+    loss_total = sum_r loss_r(W_r),    so    d loss_total / d W_r = d loss_r / d W_r,
+
+which an element-wise optimizer (all of ours and Keras's, without norm clipping) turns into
+exactly the update run r would get alone. Each run keeps its own initial weights (its seed's),
+history, metrics and divergence.
+
+Only full-batch runs are packed (every step sees the whole training split, in order, for every
+seed: `train.batch_plan`), on TensorFlow, without the options that couple weights or draw
+per-step randomness (batch norm, dropout, residual blocks, regularizers, constraints, norm
+clipping, early stopping). Everything else goes through `train.train_run`; `packable` decides.
+
+Exactness: a packed run's record equals the one `train_run` writes up to float32 rounding
+(tests/test_packed.py). Bit for bit, a run's numbers depend on its pack, because vectorised
+kernels round an element by its position in the buffer; so a pack is always the arm's seeds as
+the study file lists them, never a split chosen by the number of jobs, and `--jobs 1` and
+`--jobs 2` store identical results. A packed run's `wall_time` is its share of the pack's time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import keras
+import numpy as np
+
+from study import models, registry
+from study import train as single
+from study.config import RunSpec
+from study.store import RunRecord, now_iso
+
+_COUPLING_OPTIMIZER_ARGS = ("clipnorm", "global_clipnorm")
+
+
+def packable(spec: RunSpec) -> bool:
+    if keras.backend.backend() != "tensorflow":
+        return False
+    c = spec.run_config
+    if c.task != "train" or c.data.dataset not in ("xor", "xor_cloud"):
+        return False
+    m, t = c.model, c.training
+    n_train = 4 if c.data.dataset == "xor" else c.data.cloud_points
+    return (t.batch_size >= n_train and not m.batch_norm and m.dropout == 0 and not m.residual
+            and m.regularizer is None and m.constraint is None and t.early_stopping is None
+            and t.ensemble == 1 and not t.record_gradients
+            and not any(t.optimizer_args.get(k) for k in _COUPLING_OPTIMIZER_ARGS))
+
+
+def packs(specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """Work units: the packable runs of each configuration together, every other run alone."""
+    arms: dict[str, list[RunSpec]] = {}
+    singles: list[list[RunSpec]] = []
+    for spec in specs:
+        if packable(spec):
+            arms.setdefault(json.dumps([spec.study, spec.config], sort_keys=True),
+                            []).append(spec)
+        else:
+            singles.append([spec])
+    return [sorted(arm, key=lambda s: s.seed) for arm in arms.values()] + singles
+
+
+def train_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
+    """Train the runs of one configuration together; one record each, in the order given."""
+    if not packable(specs[0]):
+        return [single.train_run(spec, data_dir) for spec in specs]
+    # A packable run alone still takes this path, so its result does not depend on how the
+    # runs were split among jobs.
+    if len(specs) == 1:
+        # TensorFlow's batched matmul takes another kernel for a batch of one, whose rounding
+        # differs; a lone run trains beside a copy of itself so that its numbers never depend
+        # on how many runs shared its pack.
+        return train_pack([specs[0], specs[0]], data_dir)[:1]
+    started_at, start = now_iso(), time.perf_counter()
+    records = [RunRecord(key=s.key, study=s.study, arm=s.arm, seed=s.seed, status="failed",
+                         config=s.config, overrides=s.overrides, started_at=started_at,
+                         finished_at=started_at, wall_time=0.0, versions=single.versions())
+               for s in specs]
+    try:
+        _train_pack(specs, records, start)
+    except Exception:
+        # One run's problem (a bad initializer argument, say) must not fail the others: each
+        # run trains alone, and fails alone if it must.
+        keras.utils.clear_session(free_memory=False)
+        return [single.train_run(spec, data_dir) for spec in specs]
+    finally:
+        keras.utils.clear_session(free_memory=False)
+    finished_at, share = now_iso(), (time.perf_counter() - start) / len(specs)
+    for record in records:
+        record.finished_at, record.wall_time = finished_at, share
+    return records
+
+
+class _Network:
+    """The runs' networks as stacked layers: slice r of every weight is run r's."""
+
+    def __init__(self, specs: list[RunSpec], n_in: int, n_out: int):
+        m = specs[0].run_config.model
+        self.layers: list[keras.layers.Layer] = []
+        sizes = [n_in, *m.hidden, n_out]
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            # The initial weights train_run's model would get: the same seeded initializers.
+            kernels = [models._initializer(m, spec.seed, i)(shape=(fan_in, fan_out),
+                                                            dtype=keras.config.floatx()) for spec in specs]
+            bias = registry.create("initializer", m.bias_initializer)(shape=(fan_out,),
+                                                                       dtype=keras.config.floatx())
+            self.layers.append(_StackedAffine(
+                np.stack([keras.ops.convert_to_numpy(k) for k in kernels]),
+                np.stack([keras.ops.convert_to_numpy(bias)] * len(specs)) if m.use_bias
+                else None, first=i == 0))
+            if i < len(m.hidden):
+                self.layers.append(_activation(m.activation))
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x  # (runs, batch, outputs)
+
+
+def _activation(name: str) -> keras.layers.Layer:
+    if name.removeprefix(registry.KERAS_PREFIX) != "prelu":
+        return registry.create("activation", name)  # element-wise: any layout will do
+    # PReLU learns a slope per unit, so per run: seen as one batch of shape (1, R, B, units),
+    # slopes shared over the batch axis 2 have the shape (R, 1, units).
+    return _OneSample(registry.create("activation", name, shared_axes=[2]))
+
+
+class _OneSample(keras.layers.Layer):
+    def __init__(self, layer):
+        super().__init__(name="one_sample")
+        self.layer = layer
+
+    def call(self, x):
+        return self.layer(x[None])[0]
+
+
+class _StackedAffine(keras.layers.Layer):
+    """R affine maps at once: y[r] = x[r] @ W[r] + c[r], one batched matmul.
+
+    Runs lead the layout (runs, batch, features), so each run's numbers are one contiguous
+    matmul and reduction whatever R is: a run computes the same bits in a pack of any size.
+    """
+
+    def __init__(self, kernels: np.ndarray, biases: np.ndarray | None, first: bool):
+        super().__init__(name="stacked_affine")
+        self.first = first
+        self.kernel = self.add_weight(shape=kernels.shape, name="kernel",
+                                      initializer=keras.initializers.Constant(kernels))
+        self.bias = (None if biases is None else
+                     self.add_weight(shape=biases.shape, name="bias",
+                                     initializer=keras.initializers.Constant(biases)))
+
+    def call(self, x):
+        if self.first:  # the data, shared by every run
+            x = keras.ops.cast(x, self.kernel.dtype)
+            x = keras.ops.broadcast_to(x, (self.kernel.shape[0], *x.shape))
+        y = keras.ops.matmul(x, self.kernel)
+        return y if self.bias is None else y + self.bias[:, None, :]
+
+
+def _per_run_loss_and_accuracy(loss: str, y, outputs):
+    """Per-run mean loss and accuracy, each (R,), as `models._loss_and_metric` computes them.
+
+    outputs: (runs, batch, units) logits; y: (batch,) integer labels.
+    """
+    ops = keras.ops
+    if loss == "binary_cross_entropy":
+        target = ops.broadcast_to(ops.reshape(ops.cast(y, outputs.dtype), (1, -1, 1)),
+                                  ops.shape(outputs))
+        losses = keras.losses.binary_crossentropy(target, outputs, from_logits=True)
+        correct = ops.cast(ops.equal(ops.cast(outputs[..., 0] > 0.0, outputs.dtype),
+                                     target[..., 0]), outputs.dtype)
+    elif loss == "cross_entropy":
+        target = ops.broadcast_to(ops.reshape(y, (1, -1)), ops.shape(outputs)[:2])
+        losses = keras.losses.sparse_categorical_crossentropy(target, outputs, from_logits=True)
+        correct = ops.cast(ops.equal(ops.argmax(outputs, -1), ops.cast(target, "int64")),
+                           outputs.dtype)
+    else:  # mse on softmax probabilities against one-hot targets (seed 003)
+        probabilities = ops.softmax(outputs, axis=-1)
+        target = ops.expand_dims(ops.one_hot(y, ops.shape(outputs)[-1]), 0)
+        losses = ops.mean(ops.square(probabilities - target), axis=-1)
+        correct = ops.cast(ops.equal(ops.argmax(outputs, -1), ops.expand_dims(y, 0)),
+                           outputs.dtype)
+    return ops.mean(losses, axis=1), ops.mean(correct, axis=1)
+
+
+def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) -> "_Network":
+    """Fill the records; return the trained network (tests read its weights)."""
+    import tensorflow as tf
+
+    first = specs[0].run_config
+    single.enable_determinism()
+    dataset = single.load_dataset(first, 0)
+    t = first.training
+    outputs = 1 if t.loss == "binary_cross_entropy" else dataset.num_classes
+    network = _Network(specs, dataset.input_shape[0], outputs)
+
+    def split(name):
+        part = getattr(dataset, name)
+        return tf.constant(part.x, keras.config.floatx()), tf.constant(part.y.astype("int32"))
+
+    train_x, train_y = split("train")
+    network(train_x)  # builds the layers that make their weights on first call (PReLU)
+    variables = [v for layer in network.layers for v in layer.trainable_weights]
+    optimizer = models.make_optimizer(t)
+    optimizer.build(variables)
+    # One step is one pass (full batch): a history row every log_every steps, or every step.
+    steps_per_epoch = (t.log_every or 1) if t.steps is not None else 1
+    epochs = t.steps // steps_per_epoch if t.steps is not None else t.epochs
+
+    @tf.function(jit_compile=False, reduce_retracing=True)
+    def train_epoch():
+        loss_sum = tf.zeros(len(specs), keras.config.floatx())
+        correct_sum = tf.zeros(len(specs), keras.config.floatx())
+        for _ in tf.range(steps_per_epoch):
+            with tf.GradientTape() as tape:
+                loss, correct = _per_run_loss_and_accuracy(t.loss, train_y,
+                                                           network(train_x))
+                total = tf.reduce_sum(loss)
+            gradients = tape.gradient(total, variables)
+            optimizer.apply(gradients, variables)
+            loss_sum += loss
+            correct_sum += correct
+        return loss_sum / steps_per_epoch, correct_sum / steps_per_epoch
+
+    @tf.function(reduce_retracing=True)
+    def evaluate(x, y):
+        return _per_run_loss_and_accuracy(t.loss, y, network(x))
+
+    val_x, val_y = split("validation")
+    live = np.ones(len(specs), dtype=bool)
+    histories: list[list[dict[str, Any]]] = [[] for _ in specs]
+    for epoch in range(epochs):
+        loss, accuracy = (np.asarray(v, np.float64) for v in train_epoch())
+        val_loss, val_accuracy = (np.asarray(v, np.float64) for v in evaluate(val_x, val_y))
+        learning_rate = single._current_learning_rate(optimizer)
+        elapsed = time.perf_counter() - start
+        for index in range(len(specs)):
+            if not live[index]:
+                continue
+            histories[index].append({
+                "epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch,
+                "loss": float(loss[index]), "accuracy": float(accuracy[index]),
+                "val_loss": float(val_loss[index]),
+                "val_accuracy": float(val_accuracy[index]),
+                "learning_rate": learning_rate, "time": elapsed})
+            if not math.isfinite(loss[index]):
+                live[index] = False  # its weights are NaN now; the others train on
+
+    final = {}
+    for name in ("train", "validation", "test") if t.evaluate_test else ("train", "validation"):
+        final["val" if name == "validation" else name] = [
+            np.asarray(v, np.float64) for v in evaluate(*split(name))]
+    boundaries = (single.decision_boundaries(lambda points: network(points))
+                  if first.data.dataset == "xor_cloud" else None)
+    params = sum(int(np.prod(v.shape[1:])) for v in variables)
+    for index in range(len(specs)):
+        record, rows = records[index], histories[index]
+        diverged = not live[index]
+        record.history = rows
+        record.status = "diverged" if diverged else "finished"
+        record.metrics = _metrics(rows, diverged, params,
+                                  {split_name: (float(losses[index]), float(acc[index]))
+                                   for split_name, (losses, acc) in final.items()})
+        if boundaries is not None and not diverged:
+            record.artifacts = {"decision_boundary": boundaries[index]}
+    return network
+
+
+def _metrics(rows, diverged: bool, params: int, final: dict[str, tuple[float, float]]):
+    """The metrics `train._final_metrics` computes, from the pack's per-run numbers."""
+    metrics: dict[str, Any] = {"epochs": len(rows), "steps": rows[-1]["step"] if rows else 0,
+                               "params": params}
+    val = [r["val_accuracy"] for r in rows]
+    if val:
+        best = int(np.argmax(val))
+        metrics.update(best_val_accuracy=val[best], best_epoch=best + 1)
+    solved = [r["step"] for r in rows if r["val_accuracy"] == 1.0]
+    metrics["solved_at_step"] = solved[0] if solved else None
+    if diverged:
+        metrics["diverged_at_step"] = rows[-1]["step"] if rows else 0
+        return metrics
+    for name, (loss, accuracy) in final.items():
+        metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = loss, accuracy
+    single.add_accuracy_gap(metrics)
+    return metrics
