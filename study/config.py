@@ -186,6 +186,9 @@ class Training(_Strict):
     ensemble: PositiveInt = 1
     # Before training: per-layer norms of the loss's gradient on the first batch.
     record_gradients: bool = False
+    # History rows (and early stopping) judge the first N validation samples (None: all of
+    # them); the final val_* metrics always use the whole validation split.
+    history_validation_size: PositiveInt | None = None
 
     _no_early_stopping = field_validator("early_stopping", mode="before")(_none_is_null)
     _optimizer = field_validator("optimizer")(_component_validator("optimizer"))
@@ -257,7 +260,8 @@ class RunConfig(_Strict):
 _ADDED_LATER = {("task",): "train", ("model", "use_bias"): True, ("data", "n_points"): 1000,
                 ("data", "dim"): 100, ("data", "start"): [-7.0, 2.0], ("data", "start_jitter"): 0.0,
                 ("data", "target"): "digit", ("training", "augment_shift"): 0,
-                ("training", "ensemble"): 1, ("training", "record_gradients"): False}
+                ("training", "ensemble"): 1, ("training", "record_gradients"): False,
+                ("training", "history_validation_size"): None}
 
 
 def _without_later_defaults(config: dict[str, Any]) -> dict[str, Any]:
@@ -292,6 +296,18 @@ class RandomSearch(_Strict):
     samples: PositiveInt
     seed: int = 0
     axes: dict[str, RandomAxis]
+
+
+class Search(_Strict):
+    """Random search in rounds (DLFS 6.5.3), see study.search: `[random]` is round 1."""
+
+    metric: str = "val_accuracy"
+    higher_is_better: bool = True
+    rounds: PositiveInt = 2
+    keep: float = Field(0.2, gt=0.0, le=1.0)  # the best share of a round sets the next ranges
+    final_seeds: PositiveInt = 5  # the chosen setting, trained again with the test set on
+    # A grid of the same budget over round 1's ranges, for comparison (samples = k ** axes).
+    compare_grid: bool = False
 
 
 class Claim(_Strict):
@@ -342,6 +358,20 @@ class StudyFile(_Strict):
     random: RandomSearch | None = None
     quick: dict[str, Any] = {}
     claims: list[Claim] = []
+    search: Search | None = None
+
+    @model_validator(mode="after")
+    def _search_needs_random(self):
+        if self.search is not None and (self.random is None or self.grid or self.zip):
+            raise ValueError("search: a search samples its [random] axes; give [random] and "
+                             "no [grid] or [zip]")
+        if self.search is not None and self.search.compare_grid and self.random is not None:
+            side = round(self.random.samples ** (1 / len(self.random.axes)))
+            if side ** len(self.random.axes) != self.random.samples:
+                raise ValueError(f"search.compare_grid: random.samples ({self.random.samples}) "
+                                 f"must be a whole power of the number of axes "
+                                 f"({len(self.random.axes)}) for a grid of the same budget")
+        return self
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -387,6 +417,23 @@ class Study:
     source: str
     runs: list[RunSpec] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
+    # A search's later stages are made from stored results (study.search), with these:
+    search: Search | None = None
+    random: RandomSearch | None = None
+    base: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+
+    def make_runs(self, overrides: dict[str, Any], seeds: list[int],
+                  marks: dict[str, Any] | None = None) -> list[RunSpec]:
+        """The runs of one combination (axis path -> value); `marks` label them without
+        changing their configuration (a search's round)."""
+        problems: list[str] = []
+        resolved = _validated_config(_with_overrides(self.base, overrides), "", problems)
+        if resolved is None:
+            raise ConfigError(self.source, problems)
+        shown = {**(marks or {}), **overrides}
+        return [RunSpec(self.name, run_key(self.name, resolved, seed), seed, _label(shown),
+                        shown, resolved) for seed in seeds]
 
 
 # --- loading and expansion --------------------------------------------------------------------
@@ -433,8 +480,20 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
                      if not any(m.startswith(p + ":") or m.startswith(p + ".") for p in first_values)]
         raise ConfigError(source, problems)
 
-    study = Study(spec.name, spec.question, spec.about, str(source), claims=list(spec.claims))
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    study = Study(spec.name, spec.question, spec.about, str(source), claims=list(spec.claims),
+                  search=(spec.search.model_copy(update={"final_seeds": spec.quick[
+                      "search.final_seeds"]}) if quick and "search.final_seeds" in spec.quick
+                          else spec.search), random=random_search,
+                  base=_with_overrides(base, late) if late else base, seeds=seed_list)
+    if spec.search is not None:
+        from study import search
+
+        study.runs = search.first_stage(study)
+        problems = _check_claims(study)
+        if problems:
+            raise ConfigError(source, problems)
+        return study
     failures: dict[str, list[str]] = {}  # message -> the combinations it occurs in
     combinations = list(_combinations(axes, zipped, random_search))
     for overrides in combinations:
@@ -478,6 +537,11 @@ def _check_claims(study: Study) -> list[str]:
             selector = getattr(claim, side)
             if selector is None:
                 continue
+            if study.search is not None:
+                if selector != {"round": "final"}:
+                    problems.append(f"claims[{i}].{side}: in a search, claims select the "
+                                    f"chosen setting: {{ round = \"final\" }}")
+                continue  # the final stage exists once the rounds have run
             matches = [label for label, overrides in arms.items()
                        if selects(selector, overrides)]
             if len(matches) != 1:
@@ -598,8 +662,9 @@ def _random_samples(search: RandomSearch) -> list[dict[str, Any]]:
 
 
 def _apply_quick(spec: StudyFile, grid, zipped, source):
-    """`[quick]` keys: `seeds`, `random.samples`, `grid.<axis>`, `zip.<axis>` replace those parts
-    of the study; any other key is a run setting applied after the axes."""
+    """`[quick]` keys: `seeds`, `random.samples`, `search.final_seeds`, `grid.<axis>`,
+    `zip.<axis>` replace those parts of the study; any other key is a run setting applied
+    after the axes."""
     seeds, random_search, late, problems = spec.seeds, spec.random, {}, []
     for key, value in spec.quick.items():
         if key == "seeds":
@@ -609,6 +674,12 @@ def _apply_quick(spec: StudyFile, grid, zipped, source):
                 problems.append("quick.random.samples: the study has no [random] section")
             else:
                 random_search = random_search.model_copy(update={"samples": value})
+        elif key == "search.final_seeds":
+            if spec.search is None:
+                problems.append("quick.search.final_seeds: the study has no [search] section")
+            elif not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+                problems.append(f"quick.search.final_seeds: must be a positive integer; "
+                                f"got {value!r}")
         elif key.startswith(("grid.", "zip.")):
             section, axis = key.split(".", 1)
             target = grid if section == "grid" else zipped

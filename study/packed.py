@@ -92,7 +92,7 @@ def train_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
         keras.utils.clear_session(free_memory=False)
         return [single.train_run(spec, data_dir) for spec in specs]
     finally:
-        keras.utils.clear_session(free_memory=False)
+        keras.utils.clear_session(free_memory=True)
     finished_at, share = now_iso(), (time.perf_counter() - start) / len(specs)
     for record in records:
         record.finished_at, record.wall_time = finished_at, share
@@ -236,6 +236,8 @@ def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) ->
         return _per_run_loss_and_accuracy(t.loss, y, network(x))
 
     val_x, val_y = split("validation")
+    if t.history_validation_size:  # as train.fit_member: history rows judge the first N
+        val_x, val_y = val_x[:t.history_validation_size], val_y[:t.history_validation_size]
     live = np.ones(len(specs), dtype=bool)
     histories: list[list[dict[str, Any]]] = [[] for _ in specs]
     for epoch in range(epochs):

@@ -59,6 +59,9 @@ def plan(paths: Iterable[str | Path], store: Store, *, quick: bool = False,
             problems.extend(str(error).splitlines())
     if problems:
         raise ConfigError(None, problems)
+    for study in studies:  # a search's later stages whose predecessors are stored
+        while _next_stage(study, store):
+            pass
     specs = list({spec.key: spec for s in studies for spec in s.runs}.values())
     stored = store.statuses(spec.key for spec in specs)
     pending = [s for s in specs if rerun or stored.get(s.key) not in DONE_STATUSES]
@@ -67,16 +70,29 @@ def plan(paths: Iterable[str | Path], store: Store, *, quick: bool = False,
 
 def execute(plan_: Plan, store: Store, executor: Executor, progress: "Progress") -> Summary:
     summary = Summary(skipped=plan_.skipped)
+    pending = plan_.pending
     try:
-        for record in executor.map(plan_.pending):
-            with _interrupt_deferred():  # stored and counted, or neither
-                store.write(record)
-                summary.counts[record.status] += 1
-            progress.finished(record)
+        while pending:
+            for record in executor.map(pending):
+                with _interrupt_deferred():  # stored and counted, or neither
+                    store.write(record)
+                    summary.counts[record.status] += 1
+                progress.finished(record)
+            # A search's next stage is made from the results just stored.
+            pending = [spec for study in plan_.studies for spec in _next_stage(study, store)]
+            progress.total += len(pending)
     except KeyboardInterrupt:
         summary.interrupted = True
     progress.close()
     return summary
+
+
+def _next_stage(study: Study, store: Store) -> list[RunSpec]:
+    from study import results, search
+
+    if study.search is None:
+        return []
+    return search.extend(study, results.runs(store.path, study=study.name))
 
 
 @contextlib.contextmanager

@@ -126,3 +126,18 @@ def test_mnist_depth_sigmoid_gradient_vanishes_at_quick_size():
     # Robust at any size: 8 more sigmoid layers shrink the first layer's gradient, seed by seed.
     for seed in {seed for _, seed in ratio}:
         assert ratio[10, seed] < 0.5 * ratio[2, seed]
+
+
+def test_hparam_search_quick_runs_its_stages_and_touches_test_once(tmp_path):
+    db = tmp_path / "r.db"
+    path = ROOT / "experiments/mnist_hparam_search.toml"
+    assert cli.main(["run", str(path), "--quick", "--db", str(db)]) == 0
+    runs = results.runs(db, study="mnist_hparam_search")
+    counts = runs["round"].astype(str).value_counts().to_dict()
+    assert counts == {"1": 4, "grid": 4, "2": 4, "final": 2}
+    final = runs[runs["round"].astype(str) == "final"]
+    assert final["test_accuracy"].notna().all()
+    assert runs.loc[runs["round"].astype(str) != "final", "test_accuracy"].isna().all()
+    with sqlite3.connect(db) as connection:
+        (verdicts,) = connection.execute("SELECT COUNT(*) FROM claims").fetchone()
+    assert verdicts == 1
