@@ -49,7 +49,7 @@ BAD_INPUT = {
     "unknown top-level key": (
         {"colour": "red"},
         "colour: unknown key (allowed: about, claims, data, grid, model, name, question, quick, "
-        "random, seeds, task, training, zip)"),
+        "random, search, seeds, task, training, zip)"),
     "value out of range": (
         {"model__dropout": 1.5},
         "model.dropout: 1.5 is not allowed: Input should be less than 1"),
