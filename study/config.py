@@ -616,7 +616,7 @@ def _check_axes(base, grid, zipped, random_search, problems):
                 resolved[path] = values
     lengths = {key: len(values) for key, values in zipped.items()}
     if len(set(lengths.values())) > 1:
-        problems.append(f"zip: the lists must have one length; got "
+        problems.append("zip: the lists must have one length; got "
                         + ", ".join(f"{k} = {n}" for k, n in lengths.items()))
     if random_search is not None:
         for key, axis in random_search.axes.items():
@@ -655,10 +655,14 @@ def _random_samples(search: RandomSearch) -> list[dict[str, Any]]:
                 value = 10 ** rng.uniform(math.log10(axis.low), math.log10(axis.high))
             else:
                 value = rng.uniform(axis.low, axis.high)
-            # 6 significant digits: readable labels, and keys that do not hinge on the last bit.
-            point[resolve_key(key)] = int(round(value)) if axis.integer else float(f"{value:.6g}")
+            point[resolve_key(key)] = axis_value(axis, value)
         samples.append(point)
     return samples
+
+
+def axis_value(axis: RandomAxis, value: float) -> int | float:
+    # 6 significant digits: readable labels, and keys that do not hinge on the last bit.
+    return int(round(value)) if axis.integer else float(f"{value:.6g}")
 
 
 def _apply_quick(spec: StudyFile, grid, zipped, source):

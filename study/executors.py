@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
 from study.config import RunSpec
-from study.store import RunRecord, now_iso
+from study.store import RunRecord
 
 
 class Executor(Protocol):
@@ -110,10 +110,6 @@ def _work(unit: list[RunSpec], data_dir) -> list[RunRecord]:
 
 
 def _failed(spec: RunSpec, reason: str) -> RunRecord:
-    from study.train import versions
+    from study.train import blank_record
 
-    now = now_iso()
-    return RunRecord(key=spec.key, study=spec.study, arm=spec.arm, seed=spec.seed,
-                     status="failed", config=spec.config, overrides=spec.overrides,
-                     started_at=now, finished_at=now, wall_time=0.0, error=reason,
-                     versions=versions())
+    return blank_record(spec, error=reason)

@@ -79,11 +79,8 @@ def train_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
         # differs; a lone run trains beside a copy of itself so that its numbers never depend
         # on how many runs shared its pack.
         return train_pack([specs[0], specs[0]], data_dir)[:1]
-    started_at, start = now_iso(), time.perf_counter()
-    records = [RunRecord(key=s.key, study=s.study, arm=s.arm, seed=s.seed, status="failed",
-                         config=s.config, overrides=s.overrides, started_at=started_at,
-                         finished_at=started_at, wall_time=0.0, versions=single.versions())
-               for s in specs]
+    start = time.perf_counter()
+    records = [single.blank_record(spec) for spec in specs]
     try:
         _train_pack(specs, records, start)
     except Exception:
@@ -108,10 +105,11 @@ class _Network:
         sizes = [n_in, *m.hidden, n_out]
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             # The initial weights train_run's model would get: the same seeded initializers.
-            kernels = [models._initializer(m, spec.seed, i)(shape=(fan_in, fan_out),
-                                                            dtype=keras.config.floatx()) for spec in specs]
+            dtype = keras.config.floatx()
+            kernels = [models._initializer(m, spec.seed, i)(shape=(fan_in, fan_out), dtype=dtype)
+                       for spec in specs]
             bias = registry.create("initializer", m.bias_initializer)(shape=(fan_out,),
-                                                                       dtype=keras.config.floatx())
+                                                                       dtype=dtype)
             self.layers.append(_StackedAffine(
                 np.stack([keras.ops.convert_to_numpy(k) for k in kernels]),
                 np.stack([keras.ops.convert_to_numpy(bias)] * len(specs)) if m.use_bias
@@ -279,16 +277,8 @@ def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) ->
 
 def _metrics(rows, diverged: bool, params: int, final: dict[str, tuple[float, float]]):
     """The metrics `train._final_metrics` computes, from the pack's per-run numbers."""
-    metrics: dict[str, Any] = {"epochs": len(rows), "steps": rows[-1]["step"] if rows else 0,
-                               "params": params}
-    val = [r["val_accuracy"] for r in rows]
-    if val:
-        best = int(np.argmax(val))
-        metrics.update(best_val_accuracy=val[best], best_epoch=best + 1)
-    solved = [r["step"] for r in rows if r["val_accuracy"] == 1.0]
-    metrics["solved_at_step"] = solved[0] if solved else None
+    metrics = single.history_metrics(rows, diverged, params)
     if diverged:
-        metrics["diverged_at_step"] = rows[-1]["step"] if rows else 0
         return metrics
     for name, (loss, accuracy) in final.items():
         metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = loss, accuracy

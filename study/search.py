@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study.config import ConfigError, RandomAxis, RandomSearch, RunSpec, Study, _random_samples
+from study.config import (ConfigError, RandomAxis, RandomSearch, RunSpec, Study, _random_samples,
+                          axis_value)
 
 ROUND = "search.round"
 DONE = ("finished", "diverged")
@@ -78,7 +79,7 @@ def _grid(search: RandomSearch) -> list[dict[str, Any]]:
     for axis in search.axes.values():
         points = (np.logspace(math.log10(axis.low), math.log10(axis.high), side)
                   if axis.scale == "log" else np.linspace(axis.low, axis.high, side))
-        values.append([int(round(v)) if axis.integer else float(f"{v:.6g}") for v in points])
+        values.append([axis_value(axis, v) for v in points])
     paths = [resolve_key(k) for k in search.axes]
     return [dict(zip(paths, combination)) for combination in itertools.product(*values)]
 

@@ -38,11 +38,8 @@ _DETERMINISM_ON = False
 
 
 def train_run(spec: RunSpec, data_dir: str | Path | None = None) -> RunRecord:
-    started_at, start = now_iso(), time.perf_counter()
-    record = RunRecord(key=spec.key, study=spec.study, arm=spec.arm, seed=spec.seed,
-                       status="failed", config=spec.config, overrides=spec.overrides,
-                       started_at=started_at, finished_at=started_at, wall_time=0.0,
-                       versions=versions())
+    start = time.perf_counter()
+    record = blank_record(spec)
     try:
         _train(spec.run_config, spec.seed, data_dir, record)
     except Exception as error:  # one run's failure must not stop the grid
@@ -55,6 +52,15 @@ def train_run(spec: RunSpec, data_dir: str | Path | None = None) -> RunRecord:
     record.finished_at = now_iso()
     record.wall_time = time.perf_counter() - start
     return record
+
+
+def blank_record(spec: RunSpec, error: str | None = None) -> RunRecord:
+    """The record of `spec` before it has run: status failed, started and finished now."""
+    now = now_iso()
+    return RunRecord(key=spec.key, study=spec.study, arm=spec.arm, seed=spec.seed,
+                     status="failed", config=spec.config, overrides=spec.overrides,
+                     started_at=now, finished_at=now, wall_time=0.0, error=error,
+                     versions=versions())
 
 
 def _train(config: RunConfig, seed: int, data_dir, record: RunRecord) -> None:
@@ -549,12 +555,10 @@ def _current_learning_rate(optimizer) -> float:
     return float(keras.ops.convert_to_numpy(lr))
 
 
-def _final_metrics(compiled, dataset, evaluate_test: bool, history: _HistoryRecorder):
-    rows = history.rows
-    metrics: dict[str, Any] = {
-        "epochs": len(rows), "steps": rows[-1]["step"] if rows else 0,
-        "params": compiled.model.count_params(),
-    }
+def history_metrics(rows: list[dict[str, Any]], diverged: bool, params: int) -> dict[str, Any]:
+    """The metrics a run's history rows give (both training paths: here and study.packed)."""
+    metrics: dict[str, Any] = {"epochs": len(rows), "steps": rows[-1]["step"] if rows else 0,
+                               "params": params}
     val = [r["val_accuracy"] for r in rows if r["val_accuracy"] is not None]
     if val:
         best = int(np.argmax(val))
@@ -562,8 +566,14 @@ def _final_metrics(compiled, dataset, evaluate_test: bool, history: _HistoryReco
     # The first logged step at which every validation sample is right (XOR: steps to solve).
     solved = [r["step"] for r in rows if r["val_accuracy"] == 1.0]
     metrics["solved_at_step"] = solved[0] if solved else None
-    if history.diverged:
+    if diverged:
         metrics["diverged_at_step"] = rows[-1]["step"] if rows else 0
+    return metrics
+
+
+def _final_metrics(compiled, dataset, evaluate_test: bool, history: _HistoryRecorder):
+    metrics = history_metrics(history.rows, history.diverged, compiled.model.count_params())
+    if history.diverged:
         return metrics  # weights are NaN: no final evaluation
     for name, split in evaluation_splits(dataset, evaluate_test).items():
         loss, accuracy = compiled.model.evaluate(split.x, compiled.targets(split.y),

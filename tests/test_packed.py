@@ -18,8 +18,7 @@ import pytest
 
 from study import packed
 from study.config import expand
-from study.store import RunRecord
-from study.train import build_member, fit_member, load_dataset, train_run
+from study.train import blank_record, build_member, fit_member, load_dataset, train_run
 
 BASE = {
     "name": "packing", "seeds": [0, 1],
@@ -69,9 +68,7 @@ def _alone(spec):
 
 
 def _packed(specs):
-    records = [RunRecord(key=s.key, study=s.study, arm=s.arm, seed=s.seed, status="failed",
-                         config=s.config, overrides=s.overrides, started_at="", finished_at="",
-                         wall_time=0.0) for s in specs]
+    records = [blank_record(spec) for spec in specs]
     keras.utils.clear_session()
     network = packed._train_pack(specs, records, time.perf_counter())
     weights = [[w.numpy()[r] for layer in network.layers for w in layer.weights]

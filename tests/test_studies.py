@@ -13,6 +13,14 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 STUDIES = sorted((ROOT / "experiments").glob("*.toml"))
 
 
+def _run_quick(tmp_path, name):
+    """`study run experiments/<name>.toml --quick` into a new database: (db, its runs)."""
+    db = tmp_path / "r.db"
+    assert cli.main(["run", str(ROOT / f"experiments/{name}.toml"), "--quick", "--db",
+                     str(db)]) == 0
+    return db, results.runs(db, study=name)
+
+
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
 def test_every_study_file_is_valid_and_says_what_it_tests(path):
     full, quick = load_study(path), load_study(path, quick=True)
@@ -23,9 +31,7 @@ def test_every_study_file_is_valid_and_says_what_it_tests(path):
 
 
 def test_xor_quick_end_to_end(tmp_path):
-    db = tmp_path / "r.db"
-    assert cli.main(["run", str(ROOT / "experiments/xor.toml"), "--quick", "--db", str(db)]) == 0
-    runs = results.runs(db, study="xor")
+    db, runs = _run_quick(tmp_path, "xor")
     assert len(runs) == len(load_study(ROOT / "experiments/xor.toml", quick=True).runs)
     assert set(runs["status"]) == {"finished"}
     # Robust at any size: a single perceptron (a linear boundary) never separates XOR.
@@ -41,10 +47,8 @@ def test_xor_quick_end_to_end(tmp_path):
 
 
 def test_an_mnist_study_quick_end_to_end(tmp_path):
-    db = tmp_path / "r.db"
     path = ROOT / "experiments/mnist_optimizers.toml"
-    assert cli.main(["run", str(path), "--quick", "--db", str(db)]) == 0
-    runs = results.runs(db, study="mnist_optimizers")
+    db, runs = _run_quick(tmp_path, "mnist_optimizers")
     assert len(runs) == len(load_study(path, quick=True).runs)
     assert (runs["status"] == "finished").all()
     assert (runs["val_accuracy"] > 0.5).all()  # 200 steps already learn something
@@ -53,10 +57,7 @@ def test_an_mnist_study_quick_end_to_end(tmp_path):
 
 
 def test_init_histograms_quick_end_to_end(tmp_path):
-    db = tmp_path / "r.db"
-    path = ROOT / "experiments/init_histograms.toml"
-    assert cli.main(["run", str(path), "--quick", "--db", str(db)]) == 0
-    runs = results.runs(db, study="init_histograms")
+    db, runs = _run_quick(tmp_path, "init_histograms")
     small = runs[(runs["activation"] == "sigmoid") & (runs["initializer_args"] == '{"stddev":0.01}')]
     # Robust at any size: std 0.01 sigmoid activations collapse toward 0.5 by layer 5.
     assert len(small) > 0
@@ -68,10 +69,7 @@ def test_init_histograms_quick_end_to_end(tmp_path):
 
 
 def test_optimizer_paths_quick_end_to_end_and_sgd_in_closed_form(tmp_path):
-    db = tmp_path / "r.db"
-    path = ROOT / "experiments/optimizer_paths.toml"
-    assert cli.main(["run", str(path), "--quick", "--db", str(db)]) == 0
-    runs = results.runs(db, study="optimizer_paths")
+    db, runs = _run_quick(tmp_path, "optimizer_paths")
     paths = results.artifacts(db, "path", study="optimizer_paths").set_index("run_key")["value"]
     sgd = runs[(runs["optimizer"] == "sgd") & (runs["dataset"] == "anisotropic_bowl")]
     for _, run in sgd.iterrows():
@@ -84,10 +82,8 @@ def test_optimizer_paths_quick_end_to_end_and_sgd_in_closed_form(tmp_path):
 
 
 def test_xor_cloud_quick_stores_decision_boundaries(tmp_path):
-    db = tmp_path / "r.db"
     path = ROOT / "experiments/xor_cloud.toml"
-    assert cli.main(["run", str(path), "--quick", "--db", str(db)]) == 0
-    runs = results.runs(db, study="xor_cloud")
+    db, runs = _run_quick(tmp_path, "xor_cloud")
     assert len(runs) == len(load_study(path, quick=True).runs)
     boundaries = results.artifacts(db, "decision_boundary", study="xor_cloud")
     assert len(boundaries) == len(runs)
@@ -99,10 +95,8 @@ def test_xor_cloud_quick_stores_decision_boundaries(tmp_path):
 
 
 def test_mnist_batchnorm_quick_end_to_end(tmp_path):
-    db = tmp_path / "r.db"
     path = ROOT / "experiments/mnist_batchnorm.toml"
-    assert cli.main(["run", str(path), "--quick", "--db", str(db)]) == 0
-    runs = results.runs(db, study="mnist_batchnorm")
+    db, runs = _run_quick(tmp_path, "mnist_batchnorm")
     assert len(runs) == len(load_study(path, quick=True).runs)
     assert set(runs["status"]) <= {"finished", "diverged"}
     with sqlite3.connect(db) as connection:
@@ -129,10 +123,7 @@ def test_mnist_depth_sigmoid_gradient_vanishes_at_quick_size():
 
 
 def test_hparam_search_quick_runs_its_stages_and_touches_test_once(tmp_path):
-    db = tmp_path / "r.db"
-    path = ROOT / "experiments/mnist_hparam_search.toml"
-    assert cli.main(["run", str(path), "--quick", "--db", str(db)]) == 0
-    runs = results.runs(db, study="mnist_hparam_search")
+    db, runs = _run_quick(tmp_path, "mnist_hparam_search")
     counts = runs["round"].astype(str).value_counts().to_dict()
     assert counts == {"1": 4, "grid": 4, "2": 4, "final": 2}
     final = runs[runs["round"].astype(str) == "final"]
