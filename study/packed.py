@@ -33,7 +33,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from study import models, registry
+from study import memory, models, registry
 from study import train as single
 from study.config import RunSpec
 from study.store import RunRecord, now_iso
@@ -82,14 +82,12 @@ def train_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
     start = time.perf_counter()
     records = [single.blank_record(spec) for spec in specs]
     try:
-        _train_pack(specs, records, start)
+        with memory.released_after_run():
+            _train_pack(specs, records, start)
     except Exception:
         # One run's problem (a bad initializer argument, say) must not fail the others: each
         # run trains alone, and fails alone if it must.
-        keras.utils.clear_session(free_memory=False)
         return [single.train_run(spec, data_dir) for spec in specs]
-    finally:
-        keras.utils.clear_session(free_memory=True)
     finished_at, share = now_iso(), (time.perf_counter() - start) / len(specs)
     for record in records:
         record.finished_at, record.wall_time = finished_at, share

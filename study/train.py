@@ -29,7 +29,7 @@ import numpy as np
 
 import study
 from study import data as datasets
-from study import models
+from study import memory, models
 from study.config import RunConfig, RunSpec, Training
 from study.layers import Affine, ResidualBlock
 from study.store import RunRecord, now_iso
@@ -41,14 +41,11 @@ def train_run(spec: RunSpec, data_dir: str | Path | None = None) -> RunRecord:
     start = time.perf_counter()
     record = blank_record(spec)
     try:
-        _train(spec.run_config, spec.seed, data_dir, record)
+        with memory.released_after_run():
+            _train(spec.run_config, spec.seed, data_dir, record)
     except Exception as error:  # one run's failure must not stop the grid
         record.status = "failed"
         record.error = _describe(error)
-    finally:
-        # free_memory: without the garbage collection each MNIST run leaves ~170 MB behind (its
-        # tf.data graph holds the training array), and a worker of a long grid runs out.
-        keras.utils.clear_session(free_memory=True)
     record.finished_at = now_iso()
     record.wall_time = time.perf_counter() - start
     return record

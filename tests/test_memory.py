@@ -1,0 +1,58 @@
+"""A run gives back what it allocated: nothing of its traced graphs outlives it.
+
+TensorFlow's gradient registry keeps every `CustomGradient-<uid>` function a trace registers,
+and each holds its graph (tensorflow/tensorflow#97697); a worker of a long grid grew with
+every run until `study.memory` dropped them. These tests fail if the purge is removed.
+"""
+
+import gc
+
+import keras
+import pytest
+
+from study import memory
+from study.config import expand
+from study.train import train_run
+
+XOR = {
+    "name": "memory", "seeds": 1, "data": {"dataset": "xor"},
+    "model": {"hidden": [5, 4], "activation": "sigmoid"},
+    "training": {"optimizer": "adam", "learning_rate": 0.05, "batch_size": 4, "steps": 20,
+                 "log_every": 10, "loss": "binary_cross_entropy"},
+}
+
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                                reason="the gradient registry is TensorFlow's")
+
+
+def _live_graphs() -> int:
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    gc.collect()
+    return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
+
+
+def test_a_run_leaves_no_gradient_functions_and_no_graphs_behind():
+    (spec,) = expand(XOR).runs
+    registry = memory._gradient_registry()
+    assert train_run(spec).status == "finished"  # warm-up: module-level traces, the freeze
+    names, graphs = memory._custom_gradient_names(registry), _live_graphs()
+    for _ in range(2):
+        assert train_run(spec).status == "finished"
+    assert memory._custom_gradient_names(registry) == names
+    assert _live_graphs() == graphs
+
+
+def test_without_the_purge_the_registry_grows():
+    # The control: the same run outside released_after_run leaves its entries (and graphs).
+    (spec,) = expand(XOR).runs
+    registry = memory._gradient_registry()
+    before = memory._custom_gradient_names(registry)
+    from study.train import _train, blank_record
+
+    _train(spec.run_config, spec.seed, None, blank_record(spec))
+    added = memory._custom_gradient_names(registry) - before
+    assert added
+    for name in added:  # leave the registry as the test found it
+        del registry[name]
+    keras.utils.clear_session(free_memory=True)
