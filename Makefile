@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # The component tests run a second time on JAX to prove they use only keras.ops.
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: setup data test test-tf test-jax experiments experiments-quick list readme clean
+.PHONY: setup data browser test test-tf test-jax experiments experiments-quick report list readme clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,14 @@ test: test-tf test-jax
 data: setup
 	STUDY_NO_KERAS_DOWNLOAD=1 $(BIN)/study data fetch --quiet
 
-test-tf: setup data
+# Headless Chromium for the report test, from Debian's packages where this user may install
+# them; elsewhere the browser test skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "make: no Chromium (apt-get install chromium): the browser test will skip"; }
+
+test-tf: setup data browser
 	KERAS_BACKEND=tensorflow $(PYTEST) -n 2 tests
 
 test-jax: setup
@@ -32,9 +39,15 @@ test-jax: setup
 JOBS ?= 2
 experiments: setup data
 	STUDY_NO_KERAS_DOWNLOAD=1 $(BIN)/study run experiments/*.toml --jobs $(JOBS)
+	$(BIN)/study report --db results/study.db --out reports
 
+# The HTML reports of what results/study.db holds: reports/index.html and a page per study.
+report: setup
+	$(BIN)/study report --db results/study.db --out reports
+
+# The smoke form, in a database of its own (a study's stored form is the last one run).
 experiments-quick: setup data
-	STUDY_NO_KERAS_DOWNLOAD=1 $(BIN)/study run experiments/*.toml --jobs $(JOBS) --quick
+	STUDY_NO_KERAS_DOWNLOAD=1 $(BIN)/study run experiments/*.toml --jobs $(JOBS) --quick --db results/quick.db
 
 list: setup
 	$(BIN)/study list

@@ -1,4 +1,5 @@
-"""The `study` command: `run` study files, `list` components, `data fetch` MNIST.
+"""The `study` command: `run` study files, `report` on their results, `list` components,
+`data fetch` MNIST.
 
 Exit codes: 0 success; 1 some runs failed (stored as failed, retried next time); 2 bad input,
 missing data or an unusable database (a message, never a traceback); 130 interrupted (finished
@@ -97,9 +98,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _evaluate_claims(studies, store) -> None:
+    """Store each study as it ran (for `study report`) and its claims' verdicts."""
     from study.claims import evaluate_and_store
 
     for study in studies:
+        store.write_study(study.name, study.source, study.quick, study.definition,
+                          [spec.key for spec in study.runs])
         if not study.claims:
             continue
         rows = evaluate_and_store(study, store)
@@ -123,6 +127,19 @@ def _claims(args: argparse.Namespace) -> int:
     with Store(args.db) as store:
         plan = runner.plan(args.files, store, quick=args.quick)
         _evaluate_claims(plan.studies, store)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from study.report import build
+    from study.store import StoreError
+
+    if not Path(args.db).is_file():
+        raise StoreError(f"{args.db}: no such results database (run `study run` first)")
+    pages = build(args.db, args.out)
+    print(f"study: wrote {len(pages)} pages to {args.out}/ (open {pages[0]})")
     return 0
 
 
@@ -163,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("--db", default=DEFAULT_DB)
     claims.add_argument("--quick", action="store_true", help="the runs of the --quick form")
     claims.set_defaults(handler=_claims)
+
+    report = commands.add_parser(
+        "report", help="HTML pages of every study in the database, with CSV and SVG exports")
+    report.add_argument("--db", default=DEFAULT_DB)
+    report.add_argument("--out", default="reports", help="output folder (default reports/)")
+    report.set_defaults(handler=_report)
 
     data_parser = commands.add_parser("data", help="data sets: provisioning MNIST offline")
     data_commands = data_parser.add_subparsers(dest="data_command", required=True,

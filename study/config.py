@@ -344,10 +344,45 @@ class Claim(_Strict):
         return self
 
 
+# The figures a study page can draw (study.report.figures.FIGURES has one function each).
+FIGURE_KINDS = ("curves", "final", "heatmap", "histograms", "boundaries", "paths", "gradients",
+                "search")
+
+
+class Figure(_Strict):
+    """One figure of the study's report page. Axis names (`x`, `hue`, `col`, `row`) are the
+    study's varied settings by their last name (`optimizer`, `batch_norm`), or "arm"."""
+
+    kind: Literal[FIGURE_KINDS]
+    metric: str = "val_accuracy"  # a final metric, or for "curves" a history column
+    # heatmap: the share of runs with metric >= threshold (diverged runs count as misses)
+    # instead of the mean
+    threshold: float | None = None
+    x: str | None = None
+    y: str | None = None
+    hue: str | None = None
+    col: str | None = None
+    row: str | None = None
+    title: str = ""  # what to look at; a default is made from the kind and metric
+    # curves of "loss" / "accuracy": draw the validation twin too (dashed)
+    validation: bool = True
+
+
+class ReportSpec(_Strict):
+    """`[report]`: the columns of the results table and the figures of the study's page."""
+
+    metrics: list[str] = ["val_accuracy", "val_loss"]
+    group_by: str = "name"  # the table's rows: one per arm, or per value of a setting ("round")
+    figures: list[Figure] = []
+    # Display names of arms: the automatic name (its varied values) -> a short one.
+    names: dict[str, str] = {}
+
+
 class StudyFile(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
     question: str = ""
     about: str = ""
+    background: str = ""  # what the technique is and why it matters, for the report
     seeds: PositiveInt | list[NonNegativeInt] = 5
     task: str = "train"
     data: dict[str, Any]
@@ -359,6 +394,7 @@ class StudyFile(_Strict):
     quick: dict[str, Any] = {}
     claims: list[Claim] = []
     search: Search | None = None
+    report: ReportSpec = ReportSpec()
 
     @model_validator(mode="after")
     def _search_needs_random(self):
@@ -422,6 +458,10 @@ class Study:
     random: RandomSearch | None = None
     base: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
+    background: str = ""
+    report: ReportSpec = field(default_factory=ReportSpec)
+    definition: dict[str, Any] = field(default_factory=dict)  # the file as read (for the store)
+    quick: bool = False
 
     def make_runs(self, overrides: dict[str, Any], seeds: list[int],
                   marks: dict[str, Any] | None = None) -> list[RunSpec]:
@@ -485,7 +525,8 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
                   search=(spec.search.model_copy(update={"final_seeds": spec.quick[
                       "search.final_seeds"]}) if quick and "search.final_seeds" in spec.quick
                           else spec.search), random=random_search,
-                  base=_with_overrides(base, late) if late else base, seeds=seed_list)
+                  base=_with_overrides(base, late) if late else base, seeds=seed_list,
+                  background=spec.background, report=spec.report, definition=raw, quick=quick)
     if spec.search is not None:
         from study import search
 
@@ -520,9 +561,17 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
             Study(study.name, "", "", "", study.runs, [c]))]
     else:
         problems += _check_claims(study)
+        problems += _check_names(study)
     if problems:
         raise ConfigError(source, problems)
     return study
+
+
+def _check_names(study: Study) -> list[str]:
+    """Every `[report.names]` key must be the automatic name of one of the study's arms."""
+    arms = list(dict.fromkeys(arm_name(spec.overrides) for spec in study.runs))
+    return [f"report.names: {key!r} is not the name of an arm; the arms are: {'; '.join(arms)}"
+            for key in study.report.names if key not in arms]
 
 
 def _check_claims(study: Study) -> list[str]:
@@ -817,6 +866,22 @@ _BASE_OPTIMIZER_ARGS = {"weight_decay", "clipnorm", "clipvalue", "global_clipnor
 
 def _label(overrides: dict[str, Any]) -> str:
     return ", ".join(f"{path.split('.')[-1]}={_short(value)}" for path, value in overrides.items())
+
+
+def arm_name(overrides: dict[str, Any]) -> str:
+    """An arm's name for people (the report's tables and legends): strings bare, argument
+    tables as "k=v" pairs (left out when empty), other values as "axis=value".
+    `[report.names]` can replace it with a shorter one."""
+    parts = []  # in sorted order: a study file and its stored copy (sorted keys) agree
+    for path, value in sorted(overrides.items()):
+        if isinstance(value, dict):
+            if value:
+                parts.append(" ".join(f"{k}={_short(v)}" for k, v in sorted(value.items())))
+        elif isinstance(value, str):
+            parts.append(value)
+        else:
+            parts.append(f"{path.split('.')[-1]}={_short(value)}")
+    return ", ".join(parts) or "base"
 
 
 def _short(value: Any) -> str:

@@ -77,3 +77,26 @@ def artifacts(db: str | Path, name: str, study: str | None = None) -> pd.DataFra
 def _scalar(value):
     """Lists (e.g. hidden layer sizes) as readable strings, so the column stays hashable."""
     return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else value
+
+
+def studies(db: str | Path) -> pd.DataFrame:
+    """One row per study as `study run` last ran it: name, source, quick, the file's content
+    (`definition`, decoded) and the keys of its runs (`run_keys`, decoded)."""
+    with _connect(db) as connection:
+        tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
+        if "studies" not in tables:
+            return pd.DataFrame(columns=["name", "source", "quick", "definition", "run_keys",
+                                         "updated_at"])
+        frame = pd.read_sql_query("SELECT * FROM studies ORDER BY name", connection)
+    frame["quick"] = frame["quick"].astype(bool)
+    frame["definition"] = [json.loads(v) for v in frame["definition"]]
+    frame["run_keys"] = [json.loads(v) for v in frame["run_keys"]]
+    return frame
+
+
+def claims(db: str | Path, study: str | None = None) -> pd.DataFrame:
+    """The stored verdicts, one row per claim (estimate, arm and baseline as JSON text)."""
+    where, params = ("WHERE study = ?", (study,)) if study else ("", ())
+    with _connect(db) as connection:
+        return pd.read_sql_query(f"SELECT * FROM claims {where} ORDER BY study, rowid",
+                                 connection, params=params)

@@ -11,6 +11,9 @@ Tables:
   failed run, and the versions that produced it.
 - `history`: one row per logged epoch (or `log_every` steps) of a run.
 - `artifacts`: named JSON values a run produced beyond its metrics (for the studies' figures).
+- `claims`: each study's claims with their latest verdicts.
+- `studies`: each study file as last run (quick or full form) and the keys of its runs, so a
+  report needs the database alone.
 """
 
 from __future__ import annotations
@@ -75,6 +78,14 @@ CREATE TABLE IF NOT EXISTS claims (
     verdict TEXT NOT NULL CHECK (verdict IN ('supported', 'contradicted', 'inconclusive')),
     evaluated_at TEXT NOT NULL,
     PRIMARY KEY (study, claim_id)
+);
+CREATE TABLE IF NOT EXISTS studies (
+    name TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    quick INTEGER NOT NULL,
+    definition TEXT NOT NULL,
+    run_keys TEXT NOT NULL,
+    updated_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS artifacts (
     run_key TEXT NOT NULL REFERENCES runs (key) ON DELETE CASCADE,
@@ -210,6 +221,12 @@ class Store:
                                                       "effect") else
                        (_json(r[c]) if c in ("arm", "baseline", "estimate") else r[c])
                        for c in columns) for r in rows])
+
+    def write_study(self, name: str, source: str, quick: bool, definition: dict[str, Any],
+                    run_keys: list[str]) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO studies VALUES (?, ?, ?, ?, ?, ?)",
+                       (name, source, int(quick), _json(definition), _json(run_keys), now_iso()))
 
     # --- reading -------------------------------------------------------------------------
 

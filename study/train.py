@@ -17,7 +17,9 @@ turns NaN or infinite stops the run as `diverged`.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import platform
 import time
 import traceback
@@ -609,7 +611,19 @@ def versions() -> dict[str, str]:
     backend_module = __import__({"tensorflow": "tensorflow", "jax": "jax"}.get(backend, backend))
     return {"study": study.__version__, "keras": keras.__version__, "backend": backend,
             "backend_version": getattr(backend_module, "__version__", "?"),
-            "numpy": np.__version__, "python": platform.python_version()}
+            "numpy": np.__version__, "python": platform.python_version(), "cpu": _cpu()}
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu() -> str:
+    """The processor's model name and core count (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            model = next(line.split(":", 1)[1].strip() for line in info
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    return f"{model} x {os.cpu_count()}"
 
 
 def _describe(error: Exception) -> str:

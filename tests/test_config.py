@@ -48,8 +48,8 @@ BAD_INPUT = {
         "model.hiden: unknown key; did you mean 'hidden'? (allowed: activation,"),
     "unknown top-level key": (
         {"colour": "red"},
-        "colour: unknown key (allowed: about, claims, data, grid, model, name, question, quick, "
-        "random, search, seeds, task, training, zip)"),
+        "colour: unknown key (allowed: about, background, claims, data, grid, model, name, "
+        "question, quick, random, report, search, seeds, task, training, zip)"),
     "value out of range": (
         {"model__dropout": 1.5},
         "model.dropout: 1.5 is not allowed: Input should be less than 1"),
@@ -196,3 +196,22 @@ def test_quick_shrinks_seeds_axes_and_length():
 def test_keras_builtins_resolve_as_controls():
     study = expand(_with(grid={"optimizer": ["adam", "keras.adam"]}))
     assert {r.config["training"]["optimizer"] for r in study.runs} == {"adam", "keras.adam"}
+
+
+def test_report_names_must_name_an_arm():
+    raw = {"name": "names", "data": {"dataset": "xor"}, "grid": {"activation": ["tanh", "relu"]},
+           "training": {"steps": 10},
+           "report": {"names": {"tanh": "hyperbolic tangent", "rleu": "typo"}}}
+    with pytest.raises(ConfigError) as error:
+        expand(raw, source="experiments/names.toml")
+    assert str(error.value) == ("experiments/names.toml: report.names: 'rleu' is not the name "
+                                "of an arm; the arms are: tanh; relu")
+
+
+def test_a_figure_kind_outside_the_list_is_refused():
+    raw = {"name": "figures", "data": {"dataset": "xor"},
+           "report": {"figures": [{"kind": "pie"}]}}
+    with pytest.raises(ConfigError) as error:
+        expand(raw, source="experiments/figures.toml")
+    assert "report.figures[0].kind" in str(error.value)
+    assert "'pie'" in str(error.value)

@@ -1,0 +1,163 @@
+"""`study report`: the results database as HTML pages, CSV tables and SVG figures.
+
+    from study.report import build
+    build("results/study.db", "reports")   # reports/index.html, reports/<study>.html, ...
+
+Data flows one way: store -> `data.load` (DataFrames) -> `tables` / `figures` -> `pages`.
+The output depends on the database alone (no clock, no random state): the same database
+gives the same files, byte for byte.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import pandas as pd
+
+from study.config import Figure
+from study.report import data as report_data
+from study.report import figures, pages, tables
+
+
+def build(db: str | Path, out: str | Path) -> list[Path]:
+    """Write the index and every study's page (with its exports) under `out`; return the
+    pages written."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    studies = report_data.load(db)
+    written, cards = [], []
+    for study in studies:
+        page, card = _study_page(study, out)
+        written.append(page)
+        cards.append(card)
+    index = out / "index.html"
+    index.write_text(_index(studies, cards, db), encoding="utf-8")
+    return [index, *written]
+
+
+def default_figures(study: report_data.StudyResults) -> list[Figure]:
+    """What a study without `[[report.figures]]` shows: learning curves if it logged any,
+    and the final value of its first table metric."""
+    metric = study.study.report.metrics[0]
+    shown = [Figure(kind="final", metric=metric)]
+    if not study.history.empty:
+        shown.insert(0, Figure(kind="curves", metric="val_accuracy"
+                               if "val_accuracy" in study.history else "loss"))
+    return shown
+
+
+def _study_page(study: report_data.StudyResults, out: Path) -> tuple[Path, str]:
+    folder = out / study.name
+    folder.mkdir(exist_ok=True)
+    for stale in folder.glob("figure-*.svg"):  # a figure the study no longer draws
+        stale.unlink()
+    metrics = [m for m in study.study.report.metrics if m in study.runs]
+    group_by = study.study.report.group_by
+    summary = tables.arm_summary(study.runs, metrics, by=group_by)
+    summary.to_csv(folder / "summary.csv", index=False)
+    study.runs.drop(columns=[c for c in study.runs if c.startswith("version_")]).to_csv(
+        folder / "runs.csv", index=False)
+    claims = tables.claims_table(study.claims)
+    claims.to_csv(folder / "claims.csv", index=False)
+
+    palette = figures.Palette(study)
+    drawn_html, headline = [], ""
+    for i, spec in enumerate(study.study.report.figures or default_figures(study), start=1):
+        drawn = figures.FIGURES[spec.kind](study, spec, palette)
+        if drawn is None:
+            continue
+        svg = figures.svg(drawn.figure)
+        export = f"{study.name}/figure-{i}-{spec.kind}.svg"
+        (out / export).write_bytes(svg)
+        drawn_html.append(pages.figure_html(svg, drawn.title, drawn.alt, export))
+        if not headline:
+            headline = pages.image(svg, drawn.alt, "headline")
+
+    s = study.study
+    counts = study.runs["status"].value_counts()
+    body = f"""<nav>{pages.links([("← all studies", "index.html")])}</nav>
+<h1>{pages.escape(s.name)}</h1>
+<p class='question'>{pages.escape(s.question)}</p>
+<p>{pages.escape(s.background)}</p>
+<p>{pages.escape(s.about)}</p>
+<h2>Setup</h2>
+{_setup(study)}
+<details><summary>The study file as it ran (resolved from the database)</summary>
+<pre>{pages.escape(pages.definition_text(s.definition))}</pre></details>
+<h2>Claims</h2>
+<p class='meta'>Paired one-sided Wilcoxon signed-rank test against the baseline arm, seed by
+seed; p-values Holm-corrected across the study's claims; effect size Vargha-Delaney A12
+(0.5 = no effect). Rates with a Wilson 95% interval. Diverged runs count as failures of their
+arm.</p>
+{tables.claims_html(claims) if len(claims) else "<p>This study states no claims.</p>"}
+<h2>Results</h2>
+<p class='meta'>{_counts_text(counts)}. Mean over the seeds that finished, with a Student-t 95%
+interval; the best mean of each column is highlighted; diverged runs are counted, not
+dropped.</p>
+{tables.summary_html(summary, metrics, by=group_by,
+                     caption=f"{s.name}: final metrics per {group_by if group_by != 'name' else 'arm'}")}
+<p>{pages.links([("summary.csv", f"{s.name}/summary.csv"), ("runs.csv", f"{s.name}/runs.csv"),
+                 ("claims.csv", f"{s.name}/claims.csv")])}</p>
+<h2>Figures</h2>
+{"".join(drawn_html) or "<p>No figure: the study stored nothing to draw.</p>"}
+"""
+    path = out / f"{s.name}.html"
+    path.write_text(pages.page(f"{s.name} — study report", body), encoding="utf-8")
+    verdicts = "".join(f"<li><span class='verdict'>{pages.escape(c['verdict'])}</span>: "
+                       f"{pages.escape(c['claim'])}</li>" for _, c in claims.iterrows())
+    card = f"""<div class='card'>
+<h2><a href='{pages.escape(s.name)}.html'>{pages.escape(s.name)}</a></h2>
+<p class='question'>{pages.escape(s.question)}</p>
+{headline}
+<ul>{verdicts}</ul>
+<p class='meta'>{_counts_text(counts)}; compute time {study.runs['wall_time'].sum() / 60:.1f} min
+{'(quick form)' if s.quick else ''}</p>
+</div>"""
+    return path, card
+
+
+def _setup(study: report_data.StudyResults) -> str:
+    s = study.study
+    base = s.base
+    training = base.get("training", {})
+    rows = [("task", base.get("task", "train")), ("data", _compact(base.get("data", {}))),
+            ("model", _compact(base.get("model", {}))), ("training", _compact(training)),
+            ("seeds", f"{len(s.seeds)} ({', '.join(map(str, s.seeds[:10]))}"
+                      f"{', …' if len(s.seeds) > 10 else ''})"),
+            ("varied", ", ".join(study.axes) or "nothing"),
+            ("arms", str(len(study.names))), ("runs", str(len(study.runs)))]
+    return ("<table class='setup'><tbody>" + "".join(
+        f"<tr><th scope='row'>{pages.escape(k)}</th><td>{pages.escape(v)}</td></tr>"
+        for k, v in rows) + "</tbody></table>")
+
+
+def _compact(section: dict) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in section.items())
+
+
+def _counts_text(counts: pd.Series) -> str:
+    total = int(counts.sum())
+    return (f"{total} runs: {int(counts.get('finished', 0))} finished, "
+            f"{int(counts.get('diverged', 0))} diverged, {int(counts.get('failed', 0))} failed")
+
+
+def _index(studies: list[report_data.StudyResults], cards: list[str], db) -> str:
+    runs = pd.concat([s.runs for s in studies]) if studies else pd.DataFrame()
+    versions = {}
+    for column in ("version_study", "version_keras", "version_backend",
+                   "version_backend_version", "version_python", "version_numpy", "version_cpu"):
+        values = sorted(set(runs[column].dropna().astype(str))) if column in runs else []
+        versions[column.removeprefix("version_")] = ", ".join(values) or "not recorded"
+    dates = runs["finished_at"] if len(runs) else pd.Series(dtype=str)
+    period = (f"{dates.min()[:10]} to {dates.max()[:10]}" if len(dates) else "no runs")
+    meta = "; ".join(f"{k} {v}" for k, v in versions.items())
+    body = f"""<h1>What the training techniques do: the studies</h1>
+<p>Each study trains every combination of its settings over several seeds and tests claims of
+the lecture notes against the results. Results from {pages.escape(period)}
+({len(runs)} runs, {runs['wall_time'].sum() / 60 if len(runs) else 0:.0f} min of compute).</p>
+<p class='meta'>Versions: {pages.escape(meta)}. Report made by Python
+{pages.escape(platform.python_version())} from {pages.escape(Path(db).name)}.</p>
+{"".join(cards) or "<p>The database holds no study yet: run <code>study run</code> first.</p>"}
+"""
+    return pages.page("study — reports", body)

@@ -1,0 +1,85 @@
+"""A study's stored results, ready for tables and figures: the store's rows, nothing computed.
+
+Only the runs of the study as it last ran count (the keys `study run` stored with it), as for
+its claims; runs of an edited-away configuration stay in the database but not in the report.
+Each run gets a display `name`: `config.arm_name` of its varied values, or the study's
+`[report.names]` for it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from study import results
+from study.config import Study, arm_name, expand
+
+
+@dataclass
+class StudyResults:
+    study: Study
+    runs: pd.DataFrame  # one row per run, with `name`
+    history: pd.DataFrame  # one row per logged epoch, with `name` and the axes
+    claims: pd.DataFrame
+    axes: list[str]  # the varied settings by last name, in the file's order
+    names: list[str]  # display names of the arms, in the file's order
+    db: Path
+    updated_at: str
+
+    @property
+    def name(self) -> str:
+        return self.study.name
+
+    def artifacts(self, artifact: str) -> pd.DataFrame:
+        """One row per current run that stored `artifact`, with the run's axes and `name`."""
+        frame = results.artifacts(self.db, artifact, study=self.name)
+        columns = ["key", "name", *self.axes]
+        return frame.merge(self.runs[columns], left_on="run_key", right_on="key", how="inner")
+
+
+def load(db: str | Path) -> list[StudyResults]:
+    """Every study the database holds, in name order."""
+    out = []
+    for _, row in results.studies(db).iterrows():
+        study = expand(row["definition"], source=row["source"], quick=row["quick"])
+        order = {key: i for i, key in enumerate(row["run_keys"])}
+        # The file's order of axes (the store keeps overrides with sorted keys); a search's
+        # later stages exist only in the store.
+        overrides = {**_stored_overrides(db, set(order)),
+                     **{spec.key: spec.overrides for spec in study.runs}}
+        axes = list(dict.fromkeys(path.split(".")[-1] for key in row["run_keys"]
+                                  for path in overrides.get(key, {})))
+        runs = results.runs(db, study=study.name)
+        runs = runs[runs["key"].isin(order)]
+        runs = runs.sort_values("key", key=lambda k: k.map(order)).reset_index(drop=True)
+        names = study.report.names
+        runs["name"] = [names.get(arm_name(overrides[k]), arm_name(overrides[k]))
+                        for k in runs["key"]]
+        history = results.history(db, study=study.name)
+        history = history.merge(runs[["key", "name", *axes]], left_on="run_key",
+                                right_on="key", how="inner")
+        out.append(StudyResults(study, runs, history, results.claims(db, study.name), axes,
+                                list(dict.fromkeys(runs["name"])), Path(db), row["updated_at"]))
+    return out
+
+
+def _stored_overrides(db, keys: set[str]) -> dict[str, dict]:
+    import sqlite3
+
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return {key: json.loads(value) for key, value in
+                connection.execute("SELECT key, overrides FROM runs") if key in keys}
+    finally:
+        connection.close()
+
+
+def readable(value) -> str:
+    """A setting's value as a person reads it: {"stddev": 0.01} -> "stddev=0.01"; others as
+    they are."""
+    if isinstance(value, str) and value.startswith("{"):
+        return " ".join(f"{k}={v}" for k, v in json.loads(value).items())
+    return str(value)

@@ -1,0 +1,364 @@
+"""The report's figures, made with seaborn: one function per kind in `FIGURES`.
+
+Each takes a study's results and its `[[report.figures]]` entry and returns a `Drawn` (the
+matplotlib figure and an alt text that says what the figure shows, in numbers), or None when
+the study stored nothing to draw. Colours: one palette per study and column
+(`Palette`), so an arm has the same colour in every figure of its page. Bands and error bars
+are Student-t 95% intervals over seeds (`study.stats.mean_ci`), as in the tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: figures are written to files
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from study import stats  # noqa: E402
+from study.config import Figure  # noqa: E402
+from study.report.data import StudyResults, readable  # noqa: E402
+
+# Deterministic SVG: ids from a fixed salt, no date in the metadata.
+matplotlib.rcParams.update({"svg.hashsalt": "study-report", "svg.fonttype": "none",
+                            "figure.dpi": 100, "axes.titlesize": 11, "axes.labelsize": 10})
+sns.set_theme(style="whitegrid", context="paper")
+
+XOR_CORNERS = ((0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 0))
+METRIC_LABELS = {"val_accuracy": "validation accuracy", "val_loss": "validation loss",
+                 "accuracy": "training accuracy", "loss": "training loss",
+                 "train_accuracy": "training accuracy", "train_loss": "training loss",
+                 "test_accuracy": "test accuracy", "learning_rate": "learning rate",
+                 "distance": "distance to the minimum", "grad_norm_first_over_last":
+                 "gradient norm, first layer / last"}
+
+
+@dataclass
+class Drawn:
+    figure: plt.Figure
+    title: str
+    alt: str
+
+
+def svg(figure: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def label(column: str) -> str:
+    return METRIC_LABELS.get(column, column.replace("_", " "))
+
+
+def ci_band(values) -> tuple[float, float]:
+    _, interval = stats.mean_ci(np.asarray(values, dtype=float))
+    mean = float(np.nanmean(values)) if len(values) else math.nan
+    return ((interval.low, interval.high) if math.isfinite(interval.low) else (mean, mean))
+
+
+class Palette:
+    """One colour per value of a column, in the order the study lists its arms."""
+
+    def __init__(self, data: StudyResults):
+        self.data, self.cache = data, {}
+
+    def __call__(self, column: str) -> dict:
+        if column not in self.cache:
+            values = list(dict.fromkeys(self.data.runs[column].map(readable)))
+            colours = sns.color_palette("tab10" if len(values) <= 10 else "husl", len(values))
+            self.cache[column] = dict(zip(values, colours))
+        return self.cache[column]
+
+
+def _as_text(frame: pd.DataFrame, columns) -> pd.DataFrame:
+    """The columns as readable text (categories, never a numeric axis), in the study's order."""
+    frame = frame.copy()
+    for column in columns:
+        if column and column in frame:
+            frame[column] = frame[column].map(readable)
+    return frame
+
+
+def curves(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
+    """The metric against the step, mean line and 95% band over seeds. A training metric
+    ("loss", "accuracy") is drawn with its validation twin, dashed, when the history has it."""
+    frame = data.history[data.history["status"] != "failed"]
+    if frame.empty or spec.metric not in frame or frame[spec.metric].isna().all():
+        return None
+    hue = spec.hue or "name"
+    twin = f"val_{spec.metric}"
+    both = (spec.validation and spec.metric in ("loss", "accuracy") and twin in frame
+            and frame[twin].notna().any())
+    columns = [spec.metric, twin] if both else [spec.metric]
+    frame = _as_text(frame, [hue, spec.col, spec.row])
+    frame = frame.melt(id_vars=[c for c in frame if c not in columns], value_vars=columns,
+                       var_name="split", value_name="value")
+    frame["split"] = frame["split"].map({spec.metric: "training", twin: "validation"}
+                                        if both else {spec.metric: label(spec.metric)})
+    order = _as_text(data.runs, [hue, spec.col, spec.row])  # the study's order, not the log's
+    grid = sns.relplot(data=frame, x="step", y="value", hue=hue, col=spec.col, row=spec.row,
+                       style="split" if both else None, kind="line", estimator="mean",
+                       errorbar=ci_band, palette=palette(hue), height=3.2, aspect=1.3,
+                       hue_order=list(dict.fromkeys(order[hue])),
+                       col_order=list(dict.fromkeys(order[spec.col])) if spec.col else None,
+                       row_order=list(dict.fromkeys(order[spec.row])) if spec.row else None,
+                       facet_kws={"sharey": True})
+    what = (f"{label(spec.metric)} (solid) and validation {spec.metric} (dashed)" if both
+            else label(spec.metric))
+    grid.set_axis_labels("training step", spec.metric if both else label(spec.metric))
+    seeds = frame.groupby("run_key").ngroups
+    last = frame[(frame["step"] == frame.groupby("run_key")["step"].transform("max"))
+                 & (frame["split"] == frame["split"].iloc[-1])]
+    means = last.groupby(hue)["value"].mean().sort_values()
+    title = spec.title or f"{what[0].upper()}{what[1:]} during training"
+    grid.figure.suptitle(title, y=1.02)
+    alt = (f"Line chart of {what} against training step, one colour per {hue} (mean of "
+           f"{seeds} runs, band: 95% interval). At the last logged step the highest "
+           f"{frame['split'].iloc[-1]} mean is {means.index[-1]} ({means.iloc[-1]:.3g}), the "
+           f"lowest {means.index[0]} ({means.iloc[0]:.3g}).")
+    return Drawn(grid.figure, title, alt)
+
+
+def final(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
+    runs = data.runs
+    if spec.metric not in runs:
+        return None
+    x = spec.x or "name"
+    runs = _as_text(runs, [x, spec.hue, spec.col])
+    diverged = runs[runs["status"] == "diverged"].groupby(x).size()
+    shown = runs[runs["status"] == "finished"].copy()
+    order = list(dict.fromkeys(runs[x]))
+    ticks = [f"{v} ({diverged[v]} diverged)" if v in diverged else v for v in order]
+    hue = spec.hue or x
+    dodge = spec.hue is not None and shown[hue].nunique() > 1
+    width = max(5.0, 0.9 * len(order) + 1.5)
+    slanted = len(order) > 4 and max(len(t) for t in ticks) > 8
+    figure, axis = plt.subplots(figsize=(width, 3.8))
+    with _fixed_global_seed():  # seaborn jitters the strips with np.random's global state
+        sns.stripplot(data=shown, x=x, y=spec.metric, hue=hue, order=order, palette=palette(hue),
+                      dodge=dodge, alpha=0.55, size=4, jitter=0.2, ax=axis,
+                      legend=spec.hue is not None)
+    sns.pointplot(data=shown, x=x, y=spec.metric, hue=hue, order=order, palette=palette(hue),
+                  dodge=0.4 if dodge else False, estimator="mean", errorbar=ci_band,
+                  linestyle="none", markers="D", markersize=5, ax=axis, legend=False)
+    axis.set_xticks(range(len(order)), ticks, rotation=30 if slanted else 0,
+                    ha="right" if slanted else "center")
+    axis.set_xlabel(x if x != "name" else "")
+    axis.set_ylabel(label(spec.metric))
+    title = spec.title or f"Final {label(spec.metric)}: every seed, mean and 95% interval"
+    axis.set_title(title)
+    if spec.hue is None and axis.get_legend() is not None:
+        axis.get_legend().remove()
+    means = shown.groupby(x)[spec.metric].mean().sort_values()
+    alt = (f"Dot plot of the final {label(spec.metric)} of every run, one column per {x}, "
+           f"with the mean and its 95% interval. Highest mean: {means.index[-1]} "
+           f"({means.iloc[-1]:.3g}); lowest: {means.index[0]} ({means.iloc[0]:.3g})."
+           + (f" Diverged runs: {int(diverged.sum())}." if len(diverged) else ""))
+    return Drawn(figure, title, alt)
+
+
+@contextlib.contextmanager
+def _fixed_global_seed(seed: int = 0):
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def heatmap(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
+    runs = data.runs[data.runs["status"] != "failed"]
+    if spec.metric not in runs or spec.x is None or spec.y is None:
+        return None
+    runs = _as_text(runs, [spec.x, spec.y, spec.col])
+    values = pd.to_numeric(runs[spec.metric], errors="coerce")
+    if spec.threshold is not None:
+        runs = runs.assign(value=(values >= spec.threshold).astype(float))
+        what = f"share of runs with {label(spec.metric)} >= {spec.threshold:g}"
+    else:
+        runs = runs.assign(value=values)
+        what = f"mean {label(spec.metric)}"
+    panels = list(dict.fromkeys(runs[spec.col])) if spec.col else [None]
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1, 4.2),
+                                squeeze=False)
+    for axis, panel in zip(axes[0], panels):
+        part = runs if panel is None else runs[runs[spec.col] == panel]
+        table = part.pivot_table(index=spec.y, columns=spec.x, values="value", aggfunc="mean",
+                                 sort=False)
+        sns.heatmap(table, annot=True, fmt=".2f", cmap="viridis", cbar=axis is axes[0][-1],
+                    vmin=runs["value"].min(), vmax=runs["value"].max(), ax=axis,
+                    cbar_kws={"label": what})
+        axis.set_title(f"{spec.col} = {panel}" if panel is not None else "")
+        axis.set_xlabel(spec.x)
+        axis.set_ylabel(spec.y)
+    title = spec.title or what.capitalize() + f" by {spec.y} and {spec.x}"
+    figure.suptitle(title)
+    cells = runs.groupby([spec.y, spec.x])["value"].mean()
+    alt = (f"Heatmap of the {what} over {spec.y} (rows) and {spec.x} (columns)"
+           + (f", one panel per {spec.col}" if spec.col else "")
+           + f". Cells range from {cells.min():.3g} to {cells.max():.3g}.")
+    return Drawn(figure, title, alt)
+
+
+def histograms(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
+    frame = data.artifacts("histograms")
+    if frame.empty:
+        return None
+    names = [n for n in data.names if n in set(frame["name"])]
+    layers = len(frame["value"].iloc[0])
+    figure, axes = plt.subplots(len(names), layers, figsize=(2.0 * layers, 1.5 * len(names)),
+                                sharex="row", squeeze=False)
+    colours = palette("name")
+    for i, name in enumerate(names):
+        runs = frame[frame["name"] == name]["value"].tolist()
+        for j in range(layers):
+            counts = np.sum([run[j]["counts"] for run in runs], axis=0)
+            edges = np.asarray(runs[0][j]["edges"])
+            axis = axes[i][j]
+            axis.stairs(counts / counts.sum(), edges, fill=True, color=colours[name])
+            axis.set_yticks([])
+            if i == 0:
+                axis.set_title(f"layer {j + 1}")
+            if j == 0:
+                axis.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    title = spec.title or "Hidden-layer activations: share of units per value, layer by layer"
+    figure.suptitle(title)
+    figure.supxlabel("activation value")
+    alt = (f"Grid of histograms: one row per setting ({len(names)}), one column per hidden "
+           f"layer ({layers}); each shows the distribution of the layer's activations over all "
+           f"inputs and seeds.")
+    return Drawn(figure, title, alt)
+
+
+def boundaries(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
+    frame = data.artifacts("decision_boundary")
+    if frame.empty:
+        return None
+    names = [n for n in data.names if n in set(frame["name"])]
+    columns = min(6, len(names))
+    rows = math.ceil(len(names) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, 2.2 * rows),
+                                squeeze=False)
+    image = None
+    for axis, name in zip(axes.flat, names):
+        grids = [np.asarray(v["probability"]) for v in frame[frame["name"] == name]["value"]]
+        image = axis.imshow(np.mean(grids, axis=0), origin="lower", extent=(-0.5, 1.5, -0.5, 1.5),
+                            cmap="RdBu_r", vmin=0, vmax=1)
+        for x0, x1, y in XOR_CORNERS:
+            axis.scatter([x0], [x1], c="white" if y else "black", edgecolors="black", s=25)
+        axis.set_title(name, fontsize=7)
+        axis.set_xticks([])
+        axis.set_yticks([])
+    for axis in list(axes.flat)[len(names):]:
+        axis.axis("off")
+    figure.colorbar(image, ax=axes, shrink=0.6, label="P(class 1), mean over seeds")
+    title = spec.title or "Decision boundaries on the noisy XOR cloud"
+    figure.suptitle(title)
+    alt = (f"{len(names)} maps of the probability of class 1 over the square [-0.5, 1.5]^2, "
+           f"averaged over seeds, one per setting, with the four XOR corners marked (white: "
+           f"class 1, black: class 0).")
+    return Drawn(figure, title, alt)
+
+
+def paths(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
+    frame = data.artifacts("path")
+    if frame.empty:
+        return None
+    hue = spec.hue or "optimizer"
+    panel = spec.col or "dataset"
+    frame = frame[frame["seed"] == frame["seed"].min()]  # one start: paths are deterministic
+    panels = list(dict.fromkeys(frame[panel]))
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    colours = palette(hue)
+    functions = {"anisotropic_bowl": (lambda x, y: x ** 2 / 20 + y ** 2, "x²/20 + y²"),
+                 "bowl": (lambda x, y: x ** 2 + y ** 2, "x² + y²")}
+    for axis, value in zip(axes[0], panels):
+        f, formula = functions.get(value, (lambda x, y: x * 0 + y * 0, value))
+        xs, ys = np.meshgrid(np.linspace(-10, 10, 200), np.linspace(-5, 5, 200))
+        axis.contour(xs, ys, f(xs, ys), levels=12, colors="0.75", linewidths=0.6)
+        for _, run in frame[frame[panel] == value].iterrows():
+            points = np.asarray(run["value"])
+            axis.plot(points[:, 0], points[:, 1], "-o", markersize=2, linewidth=1,
+                      color=colours[readable(run[hue])], label=readable(run[hue]))
+        axis.plot([0], [0], "k+", markersize=10)
+        axis.set_title(f"f(x, y) = {formula}")
+        axis.set_xlabel("x")
+        axis.set_ylabel("y")
+    axes[0][-1].legend(fontsize=7, loc="upper right")
+    title = spec.title or "Optimizer paths from the same start (first seed)"
+    figure.suptitle(title)
+    alt = (f"Contour plots of {', '.join(str(p) for p in panels)} with the path of each "
+           f"{hue} over its updates from the first seed's start; the minimum is marked at (0, 0).")
+    return Drawn(figure, title, alt)
+
+
+def gradients(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
+    frame = data.artifacts("gradient_norms")
+    if frame.empty:
+        return None
+    hue = spec.hue or "name"
+    rows = [{"name": r["name"], hue: readable(r[hue]) if hue in r else r["name"],
+             "layer": g["layer"], "norm": g["norm"]}
+            for _, r in frame.iterrows() for g in r["value"]]
+    long = pd.DataFrame(rows)
+    figure, axis = plt.subplots(figsize=(7, 4))
+    sns.lineplot(data=long, x="layer", y="norm", hue=hue, estimator="mean", errorbar=ci_band,
+                 palette=palette(hue) if hue in data.runs else None, marker="o", ax=axis,
+                 hue_order=[n for n in dict.fromkeys(_as_text(data.runs, [hue])[hue])
+                            if n in set(long[hue])])
+    axis.set_yscale("log")
+    axis.set_xlabel("layer (1 = first, next to the input)")
+    axis.set_ylabel("gradient norm at step 1")
+    title = spec.title or "Gradient norm per layer before the first update"
+    axis.set_title(title)
+    axis.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    first = long[long["layer"] == 1].groupby(hue)["norm"].mean().sort_values()
+    alt = (f"Line chart, log scale: the gradient's norm in each layer at the first step, one "
+           f"line per {hue}, mean over seeds with 95% interval. At layer 1 the smallest mean "
+           f"norm is {first.index[0]} ({first.iloc[0]:.2g}), the largest {first.index[-1]} "
+           f"({first.iloc[-1]:.2g}).")
+    return Drawn(figure, title, alt)
+
+
+def search(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
+    x, y = spec.x or "learning_rate", spec.y or "weight_decay"
+    runs = data.runs
+    if x not in runs or y not in runs or spec.metric not in runs:
+        return None
+    runs = runs[runs["status"] != "failed"].copy()
+    runs[x], runs[y] = pd.to_numeric(runs[x]), pd.to_numeric(runs[y])
+    style = spec.hue or ("round" if "round" in runs else None)
+    if style:
+        runs[style] = runs[style].astype(str)
+    figure, axis = plt.subplots(figsize=(6.5, 4.6))
+    sns.scatterplot(data=runs, x=x, y=y, hue=spec.metric, style=style, palette="viridis",
+                    s=45, ax=axis)
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel(f"{x.replace('_', ' ')} (log scale)")
+    axis.set_ylabel(f"{y.replace('_', ' ')} (log scale)")
+    axis.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    title = spec.title or f"Search: {label(spec.metric)} by {x} and {y}"
+    axis.set_title(title)
+    best = runs.loc[pd.to_numeric(runs[spec.metric], errors="coerce").idxmax()]
+    alt = (f"Scatter plot on log axes of the {len(runs)} runs of the search, {x} against {y}, "
+           f"coloured by {label(spec.metric)}. The best run has {x} {best[x]:.3g} and {y} "
+           f"{best[y]:.3g} ({label(spec.metric)} {float(best[spec.metric]):.3g}).")
+    return Drawn(figure, title, alt)
+
+
+FIGURES: dict[str, Callable[[StudyResults, Figure, Palette], Drawn | None]] = {
+    "curves": curves, "final": final, "heatmap": heatmap, "histograms": histograms,
+    "boundaries": boundaries, "paths": paths, "gradients": gradients, "search": search,
+}

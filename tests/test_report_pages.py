@@ -1,0 +1,163 @@
+"""The reports from a small real database: built, deterministic, escaped, and opened in a real
+browser (headless Chromium from Debian, driven by Playwright).
+
+The database holds the quick form of four studies (every figure kind they use: heatmap,
+curves, final, decision boundaries, optimizer paths, histograms) and a tiny study whose texts
+carry markup, which must show as text. Screenshots go to test-artifacts/reports/.
+"""
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from study.cli import main
+from study.report import build
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "reports"
+QUICK_STUDIES = ["xor", "xor_cloud", "optimizer_paths", "init_histograms"]
+HOSTILE = textwrap.dedent('''
+    name = "markup"
+    question = "Is <script>window.__pwned = 1</script> shown as text?"
+    about = "An <img src=x onerror='window.__pwned = 2'> about text."
+    seeds = 2
+    [data]
+    dataset = "xor"
+    [model]
+    hidden = [2]
+    [training]
+    optimizer = "adam"
+    learning_rate = 0.05
+    batch_size = 4
+    steps = 40
+    log_every = 20
+    loss = "binary_cross_entropy"
+    [grid]
+    activation = ["tanh", "sigmoid"]
+    [[claims]]
+    id = "markup"
+    text = "<script>window.__pwned = 3</script> beats sigmoid"
+    kind = "better"
+    metric = "val_accuracy"
+    arm = { activation = "tanh" }
+    baseline = { activation = "sigmoid" }
+''')
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reports")
+    hostile = folder / "markup.toml"
+    hostile.write_text(HOSTILE)
+    db = folder / "study.db"
+    files = [str(ROOT / "experiments" / f"{name}.toml") for name in QUICK_STUDIES]
+    assert main(["run", *files, str(hostile), "--quick", "--db", str(db)]) == 0
+    return db
+
+
+@pytest.fixture(scope="module")
+def reports(database, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    assert main(["report", "--db", str(database), "--out", str(out)]) == 0
+    return out
+
+
+def test_every_study_has_a_page_exports_and_an_index_card(reports):
+    names = sorted([*QUICK_STUDIES, "markup"])
+    assert sorted(p.stem for p in reports.glob("*.html") if p.stem != "index") == names
+    index = (reports / "index.html").read_text()
+    for name in names:
+        assert f"href='{name}.html'" in index
+        assert (reports / name / "summary.csv").is_file()
+        assert (reports / name / "runs.csv").is_file()
+    assert list((reports / "xor").glob("figure-*-heatmap.svg"))
+    assert list((reports / "xor_cloud").glob("figure-*-boundaries.svg"))
+    assert list((reports / "optimizer_paths").glob("figure-*-paths.svg"))
+    assert list((reports / "init_histograms").glob("figure-*-histograms.svg"))
+
+
+def test_the_same_database_gives_the_same_files(database, reports, tmp_path):
+    again = tmp_path / "again"
+    build(database, again)
+    first = {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
+    second = {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()}
+    assert first.keys() == second.keys()
+    assert [k for k in first if first[k] != second[k]] == []
+
+
+def test_markup_in_study_texts_is_escaped(reports):
+    page = (reports / "markup.html").read_text()
+    assert "<script>window" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;window.__pwned = 3&lt;/script&gt; beats sigmoid" in page
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def test_pages_open_in_a_real_browser(reports):
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium; "
+                    "`make test` installs it where it can)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pages = sorted(reports.glob("*.html"))
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=[
+            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            for path in pages:
+                problems = _visit(browser, path)
+                assert problems == [], f"{path.name}: {problems}"
+        finally:
+            browser.close()
+
+
+def _visit(browser, path: Path) -> list[str]:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("request", lambda r: problems.append(f"network request: {r.url}")
+            if not r.url.startswith(("file:", "data:")) else None)
+    page.goto(path.as_uri(), wait_until="load")
+    images = page.eval_on_selector_all(
+        "img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight, e.alt])")
+    if path.stem != "markup":
+        assert images, f"{path.name} shows no image"
+    for complete, width, height, alt in images:
+        if not (complete and width > 0 and height > 0):
+            problems.append(f"image not decoded ({width} x {height}): {alt[:60]}")
+        if not alt.strip():
+            problems.append("image without alt text")
+    for href in page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)"):
+        target = urlparse(href)
+        if target.scheme != "file":
+            problems.append(f"link leaves the report: {href}")
+        elif not Path(unquote(target.path)).is_file():
+            problems.append(f"broken link: {href}")
+    if page.evaluate("window.__pwned") is not None:
+        problems.append("markup from a study file ran as script")
+    page.screenshot(path=str(ARTIFACTS / f"{path.stem}.png"), full_page=False)
+    page.close()
+    return problems
+
+
+def test_report_command_says_what_is_wrong_with_a_missing_database(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "study", "report", "--db",
+                             str(tmp_path / "none.db"), "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "none.db: no such results database" in result.stderr
+    assert "Traceback" not in result.stderr
