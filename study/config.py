@@ -117,7 +117,8 @@ class Model(_Strict):
     constraint: str | None = None
     constraint_args: dict[str, Any] = {}
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    batch_norm: bool = False
+    # true: study.layers.BatchNormalization; "keras": Keras's built-in, as a control
+    batch_norm: bool | Literal["keras"] = False
     use_bias: bool = True
     # Hidden layers after the first become ResidualBlocks (y = x + F(x)) of the first's width.
     residual: bool = False
@@ -308,6 +309,9 @@ class Search(_Strict):
     final_seeds: PositiveInt = 5  # the chosen setting, trained again with the test set on
     # A grid of the same budget over round 1's ranges, for comparison (samples = k ** axes).
     compare_grid: bool = False
+    # Settings of a control twin of the final stage, e.g. { optimizer = "keras.sgd" }: the
+    # chosen point trained again with Keras's built-ins (marked round = "control").
+    control: dict[str, Any] = {}
 
 
 class Claim(_Strict):

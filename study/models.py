@@ -73,7 +73,9 @@ def hidden_stack(config: RunConfig, input_shape: tuple[int, ...], seed: int):
         else:
             x = _affine(m, units, seed, i, name=f"affine_{i + 1}")(x)
         if m.batch_norm:
-            x = BatchNormalization(name=f"batch_norm_{i + 1}")(x)
+            normalization = (keras.layers.BatchNormalization if m.batch_norm == "keras"
+                             else BatchNormalization)
+            x = normalization(name=f"batch_norm_{i + 1}")(x)
         x = registry.create("activation", m.activation, name=f"activation_{i + 1}")(x)
         activations.append(x)
         if m.dropout > 0:

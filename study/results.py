@@ -38,7 +38,7 @@ def runs(db: str | Path, study: str | None = None) -> pd.DataFrame:
             f"ORDER BY study, arm, seed", connection, params=params)
     if frame.empty:
         return frame.drop(columns=["overrides", "metrics", "versions"])
-    overrides = pd.DataFrame([{path.split(".")[-1]: _scalar(v) for path, v in json.loads(o).items()}
+    overrides = pd.DataFrame([{path.split(".")[-1]: scalar(v) for path, v in json.loads(o).items()}
                               for o in frame.pop("overrides")], index=frame.index)
     metrics = pd.DataFrame([json.loads(m) for m in frame.pop("metrics")], index=frame.index)
     # An axis may share a name with a metric (a grid over `epochs`, and the epochs a run
@@ -74,7 +74,7 @@ def artifacts(db: str | Path, name: str, study: str | None = None) -> pd.DataFra
     return frame
 
 
-def _scalar(value):
+def scalar(value):
     """Lists (e.g. hidden layer sizes) as readable strings, so the column stays hashable."""
     return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else value
 

@@ -10,7 +10,9 @@ results of the one before (so a rerun rebuilds the same stages, with the same ru
    round r's best `keep` share of points (at least two), ranked by the mean of `metric` over
    seeds, a diverged run counting as the worst;
 3. final: the best point of all rounds, trained again with `final_seeds` seeds and
-   `evaluate_test = true`: the only runs that see the test set.
+   `evaluate_test = true`: the only runs that see the test set; with `control`, the same point
+   once more with those settings (Keras's built-ins), marked round "control" and judged on
+   validation (the test set is still seen once).
 
 Every run is marked with its stage in its overrides (`round` = 1, 2, ..., "grid", "final"), a
 label that is not part of its configuration. Runs judged on validation never evaluate the test
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from study.config import (ConfigError, RandomAxis, RandomSearch, RunSpec, Study, _random_samples,
-                          axis_value)
+                          axis_value, resolve_key)
 
 ROUND = "search.round"
 DONE = ("finished", "diverged")
@@ -59,9 +61,14 @@ def extend(study: Study, stored: pd.DataFrame) -> list[RunSpec]:
     else:
         ranked = _ranked([s for r, specs in stage.items() if isinstance(r, int) for s in specs],
                          stored, study.search)
-        marks = {ROUND: "final"}
-        new = study.make_runs({**ranked[0], "training.evaluate_test": True},
-                              list(range(study.search.final_seeds)), marks)
+        chosen, seeds = {**ranked[0], "training.evaluate_test": True}, list(
+            range(study.search.final_seeds))
+        new = study.make_runs(chosen, seeds, {ROUND: "final"})
+        if study.search.control:
+            control = {resolve_key(k): v for k, v in study.search.control.items()}
+            # Judged on validation like the rounds: the test set is still seen once.
+            new += study.make_runs({**chosen, **control, "training.evaluate_test": False},
+                                   seeds, {ROUND: "control"})
     study.runs += new
     return new
 

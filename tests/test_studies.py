@@ -125,10 +125,15 @@ def test_mnist_depth_sigmoid_gradient_vanishes_at_quick_size():
 def test_hparam_search_quick_runs_its_stages_and_touches_test_once(tmp_path):
     db, runs = _run_quick(tmp_path, "mnist_hparam_search")
     counts = runs["round"].astype(str).value_counts().to_dict()
-    assert counts == {"1": 4, "grid": 4, "2": 4, "final": 2}
+    assert counts == {"1": 4, "grid": 4, "2": 4, "final": 2, "control": 2}
     final = runs[runs["round"].astype(str) == "final"]
     assert final["test_accuracy"].notna().all()
     assert runs.loc[runs["round"].astype(str) != "final", "test_accuracy"].isna().all()
+    # The control twin: the chosen point again with Keras's SGD and L2, judged on validation.
+    control = runs[runs["round"].astype(str) == "control"]
+    assert set(control["optimizer"]) == {"keras.sgd"}
+    assert set(control["regularizer"]) == {"keras.l2"}
+    assert list(control["learning_rate"]) == list(final["learning_rate"])
     with sqlite3.connect(db) as connection:
         (verdicts,) = connection.execute("SELECT COUNT(*) FROM claims").fetchone()
     assert verdicts == 1

@@ -59,3 +59,17 @@ def test_xor_cloud_with_residual_batch_norm_dropout_penalty_and_constraint():
                   training={"batch_size": 16})
     assert record.status == "finished"
     assert record.metrics["params"] > 0 and "test_accuracy" in record.metrics
+
+
+def test_keras_batch_norm_is_a_control_equal_to_ours():
+    # batch_norm = "keras" swaps in keras.layers.BatchNormalization: same formula and defaults
+    # (epsilon 1e-3, momentum 0.99). Keras reduces the batch moments in another order; over 40
+    # SGD steps at lr 0.5 that float32 rounding grows to ~1e-4 relative, hence rtol 1e-3.
+    cloud = {"dataset": "xor_cloud", "cloud_points": 64}
+    ours = _run(data=cloud, model={"hidden": [8, 8], "batch_norm": True},
+                training={"batch_size": 16})
+    keras_bn = _run(data=cloud, model={"hidden": [8, 8], "batch_norm": "keras"},
+                    training={"batch_size": 16})
+    assert keras_bn.config["model"]["batch_norm"] == "keras"
+    np.testing.assert_allclose([r["loss"] for r in keras_bn.history],
+                               [r["loss"] for r in ours.history], rtol=1e-3)

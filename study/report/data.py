@@ -55,6 +55,11 @@ def load(db: str | Path) -> list[StudyResults]:
         runs = results.runs(db, study=study.name)
         runs = runs[runs["key"].isin(order)]
         runs = runs.sort_values("key", key=lambda k: k.map(order)).reset_index(drop=True)
+        # Settings columns from the current file, not from when each run was stored: adding an
+        # axis whose base value an old run already had (same key) leaves its stored overrides
+        # without it.
+        for axis in axes:
+            runs[axis] = [_cell(overrides[k], axis) for k in runs["key"]]
         names = study.report.names
         runs["name"] = [names.get(arm_name(overrides[k]), arm_name(overrides[k]))
                         for k in runs["key"]]
@@ -64,6 +69,14 @@ def load(db: str | Path) -> list[StudyResults]:
         out.append(StudyResults(study, runs, history, results.claims(db, study.name), axes,
                                 list(dict.fromkeys(runs["name"])), Path(db), row["updated_at"]))
     return out
+
+
+def _cell(overrides: dict, axis: str):
+    """The value of `axis` (a last name) in a run's overrides, as results.runs shows it."""
+    for path, value in overrides.items():
+        if path.split(".")[-1] == axis:
+            return results.scalar(value)
+    return None
 
 
 def _stored_overrides(db, keys: set[str]) -> dict[str, dict]:
