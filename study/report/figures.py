@@ -190,8 +190,9 @@ def heatmap(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
         runs = runs.assign(value=values)
         what = f"mean {label(spec.metric)}"
     panels = list(dict.fromkeys(runs[spec.col])) if spec.col else [None]
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1, 4.2),
-                                squeeze=False)
+    columns = runs[spec.x].nunique()  # wide enough that every cell's number fits
+    figure, axes = plt.subplots(1, len(panels), figsize=(
+        max(4.2, 0.62 * columns + 2) * len(panels) + 1, 4.2), squeeze=False)
     for axis, panel in zip(axes[0], panels):
         part = runs if panel is None else runs[runs[spec.col] == panel]
         table = part.pivot_table(index=spec.y, columns=spec.x, values="value", aggfunc="mean",
