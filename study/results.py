@@ -79,6 +79,13 @@ def scalar(value):
     return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else value
 
 
+def overrides(db: str | Path, study: str) -> dict[str, dict]:
+    """run key -> the varied settings it was stored with (full paths, sorted keys)."""
+    with _connect(db) as connection:
+        return {key: json.loads(value) for key, value in connection.execute(
+            "SELECT key, overrides FROM runs WHERE study = ?", (study,))}
+
+
 def studies(db: str | Path) -> pd.DataFrame:
     """One row per study as `study run` last ran it: name, source, quick, the file's content
     (`definition`, decoded) and the keys of its runs (`run_keys`, decoded)."""

@@ -48,7 +48,7 @@ def load(db: str | Path) -> list[StudyResults]:
         order = {key: i for i, key in enumerate(row["run_keys"])}
         # The file's order of axes (the store keeps overrides with sorted keys); a search's
         # later stages exist only in the store.
-        overrides = {**_stored_overrides(db, set(order)),
+        overrides = {**results.overrides(db, study.name),
                      **{spec.key: spec.overrides for spec in study.runs}}
         axes = list(dict.fromkeys(path.split(".")[-1] for key in row["run_keys"]
                                   for path in overrides.get(key, {})))
@@ -60,9 +60,8 @@ def load(db: str | Path) -> list[StudyResults]:
         # without it.
         for axis in axes:
             runs[axis] = [_cell(overrides[k], axis) for k in runs["key"]]
-        names = study.report.names
-        runs["name"] = [names.get(arm_name(overrides[k]), arm_name(overrides[k]))
-                        for k in runs["key"]]
+        auto = [arm_name(overrides[k]) for k in runs["key"]]
+        runs["name"] = [study.report.names.get(a, a) for a in auto]
         history = results.history(db, study=study.name)
         history = history.merge(runs[["key", "name", *axes]], left_on="run_key",
                                 right_on="key", how="inner")
@@ -77,17 +76,6 @@ def _cell(overrides: dict, axis: str):
         if path.split(".")[-1] == axis:
             return results.scalar(value)
     return None
-
-
-def _stored_overrides(db, keys: set[str]) -> dict[str, dict]:
-    import sqlite3
-
-    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return {key: json.loads(value) for key, value in
-                connection.execute("SELECT key, overrides FROM runs") if key in keys}
-    finally:
-        connection.close()
 
 
 def readable(value) -> str:
