@@ -1,28 +1,35 @@
 """Executors map run specs to run records; the driver alone writes the store.
 
-The interface is one method, `map(specs) -> iterator of RunRecord` in completion order, so
-another executor (a cluster, a packed small-model path) plugs in without touching the rest.
-Records are plain data (dicts, lists, numbers): nothing Keras crosses a process boundary.
+The interface is one method, `map(specs, follow_up) -> iterator of RunRecord` in completion
+order, so another executor (a cluster, a packed small-model path) plugs in without touching the
+rest. `follow_up(record)`, called once the driver has taken (and stored) a record, returns runs
+made from it - a search's next stage - which the executor does next, before the runs still
+waiting: a search then never waits for the rest of the grid. Records are plain data (dicts,
+lists, numbers): nothing Keras crosses a process boundary.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as futures
 import multiprocessing
 import multiprocessing.connection
 import os
 import threading
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 from study.config import RunSpec
 from study.store import RunRecord
+
+FollowUp = Callable[[RunRecord], list[RunSpec]]
 
 
 class Executor(Protocol):
     jobs: int
 
-    def map(self, specs: Iterable[RunSpec]) -> Iterator[RunRecord]: ...
+    def map(self, specs: Iterable[RunSpec],
+            follow_up: FollowUp | None = None) -> Iterator[RunRecord]: ...
 
 
 def threads_per_job(jobs: int) -> int:
@@ -39,11 +46,15 @@ class SerialExecutor:
         self.data_dir = data_dir
         _limit_threads(threads_per_job(1))
 
-    def map(self, specs: Iterable[RunSpec]) -> Iterator[RunRecord]:
-        from study.packed import packs, train_pack
+    def map(self, specs: Iterable[RunSpec],
+            follow_up: FollowUp | None = None) -> Iterator[RunRecord]:
+        from study.packed import train_pack
 
-        for unit in packs(list(specs)):
-            yield from train_pack(unit, self.data_dir)
+        waiting = _Units(specs)
+        while waiting:
+            for record in train_pack(waiting.next(), self.data_dir):
+                yield record
+                waiting.first(follow_up(record) if follow_up else [])
 
 
 class ProcessExecutor:
@@ -52,26 +63,66 @@ class ProcessExecutor:
     def __init__(self, jobs: int, data_dir: str | Path | None = None):
         self.jobs, self.data_dir = jobs, data_dir
 
-    def map(self, specs: Iterable[RunSpec]) -> Iterator[RunRecord]:
-        from study.packed import packs
-
+    def map(self, specs: Iterable[RunSpec],
+            follow_up: FollowUp | None = None) -> Iterator[RunRecord]:
         context = multiprocessing.get_context("spawn")
+        waiting = _Units(specs)
+        # Two units per worker in the pool's queue: none idles between units, and a follow-up
+        # waits for at most that many before it starts.
+        in_flight = 2 * self.jobs
         with futures.ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
                                          initargs=(threads_per_job(self.jobs),)) as pool:
-            pending = {pool.submit(_work, unit, self.data_dir): unit
-                       for unit in packs(list(specs))}
+            pending: dict[futures.Future, list[RunSpec]] = {}
             try:
-                for future in futures.as_completed(pending):
-                    try:
-                        yield from future.result()
-                    except futures.process.BrokenProcessPool as error:
-                        # A worker died (killed, out of memory): its runs are stored as failed,
-                        # and retried by the next `study run`.
-                        for spec in pending[future]:
-                            yield _failed(spec, f"worker process died: {error}")
+                while waiting or pending:
+                    while waiting and len(pending) < in_flight:
+                        unit = waiting.next()
+                        pending[_submit(pool, unit, self.data_dir)] = unit
+                    done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
+                    for future in done:
+                        for record in _records(future, pending.pop(future)):
+                            yield record
+                            waiting.first(follow_up(record) if follow_up else [])
             finally:
                 for future in pending:
                     future.cancel()
+
+
+class _Units:
+    """The work units still to hand out (`study.packed.packs`), follow-ups first."""
+
+    def __init__(self, specs: Iterable[RunSpec]):
+        from study.packed import packs
+
+        self._packs = packs
+        self._queue = collections.deque(packs(list(specs)))
+
+    def __bool__(self) -> bool:
+        return bool(self._queue)
+
+    def next(self) -> list[RunSpec]:
+        return self._queue.popleft()
+
+    def first(self, specs: list[RunSpec]) -> None:
+        self._queue.extendleft(reversed(self._packs(specs)) if specs else [])
+
+
+def _submit(pool: futures.ProcessPoolExecutor, unit: list[RunSpec], data_dir) -> futures.Future:
+    try:
+        return pool.submit(_work, unit, data_dir)
+    except futures.process.BrokenProcessPool as error:  # a worker died earlier
+        future: futures.Future = futures.Future()
+        future.set_exception(error)
+        return future
+
+
+def _records(future: futures.Future, unit: list[RunSpec]) -> list[RunRecord]:
+    try:
+        return future.result()
+    except futures.process.BrokenProcessPool as error:
+        # A worker died (killed, out of memory): its runs are stored as failed, and retried by
+        # the next `study run`.
+        return [_failed(spec, f"worker process died: {error}") for spec in unit]
 
 
 def _init_worker(threads: int) -> None:

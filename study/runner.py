@@ -70,17 +70,21 @@ def plan(paths: Iterable[str | Path], store: Store, *, quick: bool = False,
 
 def execute(plan_: Plan, store: Store, executor: Executor, progress: "Progress") -> Summary:
     summary = Summary(skipped=plan_.skipped)
-    pending = plan_.pending
+    searches = {study.name: study for study in plan_.studies if study.search is not None}
+
+    def next_stage(record: RunRecord) -> list[RunSpec]:
+        # A search's next stage is made from the results just stored, as soon as they are.
+        study = searches.get(record.study)
+        new = _next_stage(study, store) if study is not None else []
+        progress.total += len(new)
+        return new
+
     try:
-        while pending:
-            for record in executor.map(pending):
-                with _interrupt_deferred():  # stored and counted, or neither
-                    store.write(record)
-                    summary.counts[record.status] += 1
-                progress.finished(record)
-            # A search's next stage is made from the results just stored.
-            pending = [spec for study in plan_.studies for spec in _next_stage(study, store)]
-            progress.total += len(pending)
+        for record in executor.map(plan_.pending, next_stage):
+            with _interrupt_deferred():  # stored and counted, or neither
+                store.write(record)
+                summary.counts[record.status] += 1
+            progress.finished(record)
     except KeyboardInterrupt:
         summary.interrupted = True
     progress.close()

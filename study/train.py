@@ -31,7 +31,7 @@ import numpy as np
 
 import study
 from study import data as datasets
-from study import memory, models
+from study import memory, models, reuse
 from study.config import RunConfig, RunSpec, Training
 from study.layers import Affine, ResidualBlock
 from study.store import RunRecord, now_iso
@@ -46,6 +46,7 @@ def train_run(spec: RunSpec, data_dir: str | Path | None = None) -> RunRecord:
         with memory.released_after_run():
             _train(spec.run_config, spec.seed, data_dir, record)
     except Exception as error:  # one run's failure must not stop the grid
+        reuse.forget_models()
         record.status = "failed"
         record.error = _describe(error)
     record.finished_at = now_iso()
@@ -73,7 +74,7 @@ def _train(config: RunConfig, seed: int, data_dir, record: RunRecord) -> None:
         return
     dataset = load_dataset(config, seed, data_dir)
     t = config.training
-    compiled = build_member(config, dataset, seed)
+    compiled = reused_member(config, dataset, seed)
     if t.record_gradients:
         norms = gradient_norms(compiled, *first_batch(config, dataset, seed, compiled))
         record.artifacts["gradient_norms"] = norms
@@ -87,13 +88,13 @@ def _train(config: RunConfig, seed: int, data_dir, record: RunRecord) -> None:
         # Below 1: the gradient shrinks on its way back to the first layer (vanishes).
         record.metrics["grad_norm_first_over_last"] = (norms[0]["norm"] / norms[-1]["norm"]
                                                        if norms[-1]["norm"] else None)
-    if t.ensemble > 1 and not history.diverged:
-        _ensemble(config, dataset, seed, compiled, record)
-    add_accuracy_gap(record.metrics)
     if config.data.dataset == "xor_cloud" and not history.diverged:
         record.artifacts["decision_boundary"] = decision_boundaries(
             lambda points: compiled.model.predict(points, verbose=0)[None],
             probabilities=t.loss == "mse")[0]  # the MSE model ends in its softmax
+    if t.ensemble > 1 and not history.diverged:  # last: the members may reuse compiled's model
+        _ensemble(config, dataset, seed, compiled, record)
+    add_accuracy_gap(record.metrics)
 
 
 def add_accuracy_gap(metrics: dict[str, Any]) -> None:
@@ -145,6 +146,14 @@ def build_member(config: RunConfig, dataset: datasets.Dataset, seed: int) -> mod
                         steps_per_execution=_largest_divisor(steps_per_epoch, 100))
 
 
+def reused_member(config: RunConfig, dataset: datasets.Dataset, seed: int) -> models.Compiled:
+    """`build_member`'s network, on the compiled model this worker last trained with `config`
+    if there is one (`study.reuse`): the same initial state, traced functions called again."""
+    key = repr((config.model_dump_json(), dataset.input_shape, dataset.num_classes,
+                len(dataset.train.x)))
+    return reuse.compiled_model(key, lambda: build_member(config, dataset, seed))
+
+
 def fit_member(compiled: models.Compiled, config: RunConfig, dataset: datasets.Dataset,
                seed: int) -> _HistoryRecorder:
     """Train `compiled` on the batches of `seed`; its history (and whether it diverged)."""
@@ -163,11 +172,22 @@ def fit_member(compiled: models.Compiled, config: RunConfig, dataset: datasets.D
     # The history's val_* (and early stopping) may watch the first history_validation_size
     # validation samples, to spare evaluations; the final val_* metrics use them all.
     size = t.history_validation_size or len(dataset.validation)
-    validation = (dataset.validation.x[:size], compiled.targets(dataset.validation.y[:size]))
     compiled.model.fit(batches, epochs=epochs, steps_per_epoch=steps_per_epoch, shuffle=False,
-                       validation_data=validation, callbacks=callbacks,
-                       validation_batch_size=1000, verbose=0)
+                       validation_data=_evaluation_data(compiled, dataset.validation, size),
+                       callbacks=callbacks, verbose=0)
     return history
+
+
+EVALUATION_BATCH = 1000
+
+
+def _evaluation_data(compiled: models.Compiled, split: datasets.Split, size: int):
+    """The first `size` samples of `split` as `evaluate` takes them, in batches of 1000: on
+    TensorFlow a dataset kept by the worker (`study.reuse`), elsewhere a tuple of arrays."""
+    y = compiled.targets(split.y)
+    if keras.backend.backend() == "tensorflow":
+        return reuse.evaluation_batches(split.x, y, size, EVALUATION_BATCH)
+    return split.x[:size], y[:size]
 
 
 def first_batch(config: RunConfig, dataset: datasets.Dataset, seed: int,
@@ -252,12 +272,12 @@ def _ensemble(config: RunConfig, dataset: datasets.Dataset, seed: int,
     without ensemble metrics.
     """
     t = config.training
-    splits = evaluation_splits(dataset, t.evaluate_test)
+    splits = {name: datasets.Split(split.x[:size], split.y[:size])
+              for name, (split, size) in evaluation_splits(dataset, t.evaluate_test).items()}
     outputs = {name: [_predict(first, config, split.x)] for name, split in splits.items()}
     for j in range(1, t.ensemble):
-        keras.utils.clear_session(free_memory=False)
         keras.utils.set_random_seed(member_seed(seed, j))
-        member = build_member(config, dataset, member_seed(seed, j))
+        member = reused_member(config, dataset, member_seed(seed, j))
         if fit_member(member, config, dataset, member_seed(seed, j)).diverged:
             record.status = "diverged"
             for name in splits:  # member 0's alone would pass for the ensemble's
@@ -399,7 +419,13 @@ class _Point(keras.layers.Layer):
 
 
 def load_dataset(config: RunConfig, seed: int, data_dir=None) -> datasets.Dataset:
+    """The run's data, shared with the worker's other runs of the same data (`study.reuse`)."""
     d = config.data
+    key = repr((d.model_dump_json(), seed if d.subset == "random" else None, str(data_dir)))
+    return reuse.dataset(key, lambda: _load_dataset(d, seed, data_dir))
+
+
+def _load_dataset(d, seed: int, data_dir) -> datasets.Dataset:
     if d.dataset == "xor":
         return datasets.xor()
     if d.dataset == "xor_cloud":
@@ -489,7 +515,7 @@ def training_batches(x, y, batch_size: int, steps: int, seed: int, augment_shift
 
         # One tf.data pipeline for the whole run: no Python per step. Keras keeps the iterator
         # across epochs when steps_per_epoch is given, so epoch e continues where e-1 ended.
-        xs, ys = tf.constant(x), tf.constant(y)
+        xs, ys = reuse.tensor(x), reuse.tensor(y)
         idx, lo, hi = tf.constant(plan.indices), tf.constant(plan.starts), tf.constant(plan.ends)
         shifts = None if plan.shifts is None else tf.constant(plan.shifts, tf.int32)
 
@@ -574,9 +600,11 @@ def _final_metrics(compiled, dataset, evaluate_test: bool, history: _HistoryReco
     metrics = history_metrics(history.rows, history.diverged, compiled.model.count_params())
     if history.diverged:
         return metrics  # weights are NaN: no final evaluation
-    for name, split in evaluation_splits(dataset, evaluate_test).items():
-        loss, accuracy = compiled.model.evaluate(split.x, compiled.targets(split.y),
-                                                 batch_size=1000, verbose=0)
+    for name, (split, size) in evaluation_splits(dataset, evaluate_test).items():
+        data = _evaluation_data(compiled, split, size)
+        loss, accuracy = (compiled.model.evaluate(data, verbose=0) if not isinstance(data, tuple)
+                          else compiled.model.evaluate(*data, batch_size=EVALUATION_BATCH,
+                                                       verbose=0))
         metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = float(loss), float(accuracy)
     return metrics
 
@@ -587,13 +615,12 @@ TRAIN_EVALUATION_SIZE = 10_000
 
 
 def evaluation_splits(dataset: datasets.Dataset,
-                      evaluate_test: bool) -> dict[str, datasets.Split]:
-    train = dataset.train
-    if len(train) > TRAIN_EVALUATION_SIZE:
-        train = datasets.Split(train.x[:TRAIN_EVALUATION_SIZE], train.y[:TRAIN_EVALUATION_SIZE])
-    splits = {"train": train, "val": dataset.validation}
+                      evaluate_test: bool) -> dict[str, tuple[datasets.Split, int]]:
+    """name -> (split, how many of its first samples the final metrics score)."""
+    splits = {"train": (dataset.train, min(len(dataset.train), TRAIN_EVALUATION_SIZE)),
+              "val": (dataset.validation, len(dataset.validation))}
     if evaluate_test:
-        splits["test"] = dataset.test
+        splits["test"] = (dataset.test, len(dataset.test))
     return splits
 
 

@@ -10,7 +10,7 @@ import gc
 import keras
 import pytest
 
-from study import memory
+from study import memory, reuse
 from study.config import expand
 from study.train import train_run
 
@@ -46,6 +46,7 @@ def test_a_run_leaves_no_gradient_functions_and_no_graphs_behind():
 def test_without_the_purge_the_registry_grows():
     # The control: the same run outside released_after_run leaves its entries (and graphs).
     (spec,) = expand(XOR).runs
+    reuse.clear()  # a kept model of this configuration would trace nothing
     registry = memory._gradient_registry()
     before = memory._custom_gradient_names(registry)
     from study.train import _train, blank_record

@@ -8,11 +8,15 @@ Each test trains a handful of ~1 s XOR runs (or MNIST runs on 200 images) in a t
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import signal
+import sqlite3
 import time
+
+import pytest
 
 from tests.engine_fixtures import (DATA_DIR, Started, duplicate_keys, expected_keys,
                                    fingerprint, fingerprints_of, history_table, integrity,
@@ -507,3 +511,54 @@ def process_group(pgid: int) -> list[str]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             out.append(f"{entry} {cmdline.decode(errors='replace')[:100]}")
     return out
+
+
+# 13 ------------------------------------------------------------------------------------------
+
+SEARCH = """name = "search-first"
+seeds = 1
+[data]
+dataset = "xor"
+[model]
+hidden = [4]
+[training]
+optimizer = "sgd"
+batch_size = 4
+steps = 10
+log_every = 10
+loss = "binary_cross_entropy"
+evaluate_test = false
+[random]
+samples = 2
+axes = { learning_rate = { low = 0.01, high = 1.0, scale = "log" } }
+[search]
+rounds = 1
+final_seeds = 1
+"""
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_searchs_next_stage_runs_before_the_rest_of_the_grid(tmp_path, jobs):
+    # Stage "final" is made from round 1's stored results; it must not wait behind the other
+    # study's 12 units (the executor takes follow-ups first, with at most 2 units per job
+    # already handed out).
+    from study import runner
+    from study.executors import ProcessExecutor, SerialExecutor
+    from study.store import Store
+
+    search_file = tmp_path / "search.toml"
+    search_file.write_text(SEARCH, encoding="utf-8")
+    grid = xor_study(tmp_path / "grid.toml", name="grid", seeds=1, steps=10, log_every=10,
+                     grid={"learning_rate": [0.01 * k for k in range(1, 13)]})
+    with Store(tmp_path / "r.db") as store:
+        plan = runner.plan([search_file, grid], store)
+        assert len(plan.pending) == 2 + 12
+        executor = SerialExecutor() if jobs == 1 else ProcessExecutor(jobs)
+        summary_ = runner.execute(plan, store, executor, runner.Progress(14, jobs, io.StringIO()))
+    assert summary_.counts["finished"] == 15
+    with sqlite3.connect(tmp_path / "r.db") as db:
+        order = [(study, json.loads(overrides).get("search.round")) for study, overrides in
+                 db.execute("SELECT study, overrides FROM runs ORDER BY rowid")]
+    final = order.index(("search-first", "final"))
+    # At most 2 x jobs - 1 grid units were handed out before round 1's last record arrived.
+    assert order[final + 1:].count(("grid", None)) >= 12 - 2 * jobs, order
