@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # The component tests run a second time on JAX to prove they use only keras.ops.
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: setup data browser test test-tf test-jax experiments experiments-quick report list readme clean
+.PHONY: setup data browser test test-tf test-jax experiments experiments-quick report bench list readme clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,13 @@ report: setup
 # The smoke form, in a database of its own (a study's stored form is the last one run).
 experiments-quick: setup data
 	STUDY_NO_KERAS_DOWNLOAD=1 $(BIN)/study run experiments/*.toml --jobs $(JOBS) --quick --db results/quick.db
+
+# Speed figures into reports/bench.md (and bench.json): optimizers ours vs Keras, XOR naive vs
+# engine, cost per run, quick and full studies with --jobs 1 and 2. All parts take about 1.5 h;
+# `make bench PARTS=optimizers,xor` takes minutes. Run it on an otherwise idle machine.
+PARTS ?= optimizers,xor,linear,quick,full
+bench: setup data
+	STUDY_NO_KERAS_DOWNLOAD=1 $(BIN)/study bench --parts $(PARTS)
 
 list: setup
 	$(BIN)/study list

@@ -1,5 +1,5 @@
 """The `study` command: `run` study files, `report` on their results, `list` components,
-`data fetch` MNIST.
+`bench` the speed, `data fetch` MNIST.
 
 Exit codes: 0 success; 1 some runs failed (stored as failed, retried next time); 2 bad input,
 missing data or an unusable database (a message, never a traceback); 130 interrupted (finished
@@ -143,6 +143,26 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from study import bench
+    from study.executors import _limit_threads, threads_per_job
+
+    try:
+        parts = bench.parse_parts(args.parts)
+    except ValueError as error:
+        print(f"study: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.repeats < 2 or args.steps < 1:
+        print(f"study: --repeats must be at least 2 and --steps at least 1; got "
+              f"{args.repeats} and {args.steps}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    _limit_threads(threads_per_job(2))  # the timed steps run as in a worker of --jobs 2
+    page = bench.run(parts, args.out, data_dir=args.data_dir, repeats=args.repeats,
+                     steps=args.steps)
+    print(page.read_text(encoding="utf-8"))
+    return 0
+
+
 def _print_plan(plan) -> None:
     for study in plan.studies:
         stored = sum(1 for r in study.runs if r.key in plan.stored)
@@ -186,6 +206,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--db", default=DEFAULT_DB)
     report.add_argument("--out", default="reports", help="output folder (default reports/)")
     report.set_defaults(handler=_report)
+
+    bench = commands.add_parser(
+        "bench", help="measure speed (optimizers, XOR, whole studies) into reports/bench.md")
+    bench.add_argument("--parts", default="optimizers,xor,linear,quick,full",
+                       help="comma-separated parts: optimizers, xor, linear, quick, full "
+                            "(default all; full alone takes about 1.5 hours)")
+    bench.add_argument("--out", default="reports", help="folder of bench.md (default reports/)")
+    bench.add_argument("--repeats", type=int, default=15,
+                       help="interleaved repeats of the optimizer timings (default 15)")
+    bench.add_argument("--steps", type=int, default=300,
+                       help="training steps per optimizer timing (default 300)")
+    bench.add_argument("--data-dir", default=None, help="folder of mnist.npz (default ./data)")
+    bench.set_defaults(handler=_bench)
 
     data_parser = commands.add_parser("data", help="data sets: provisioning MNIST offline")
     data_commands = data_parser.add_subparsers(dest="data_command", required=True,
