@@ -73,9 +73,23 @@ def _run(args: argparse.Namespace) -> int:
     from study.executors import ProcessExecutor, SerialExecutor
     from study.store import Store
 
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         print(f"study: --jobs must be at least 1; got {args.jobs}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.executor != "ray" and (args.address or args.resources):
+        print("study: --address and --resources go with --executor ray", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    executor = None
+    if args.executor == "ray":
+        from study.ray_executor import RayExecutor, RayUnavailable, parse_resources
+
+        try:
+            executor = RayExecutor(args.jobs, args.address, parse_resources(args.resources),
+                                   args.data_dir)
+        except (RayUnavailable, ValueError) as error:
+            print(f"study: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    jobs = args.jobs or 1
     with Store(args.db) as store:
         plan = runner.plan(args.files, store, quick=args.quick, rerun=args.rerun)
         if args.dry_run:
@@ -83,12 +97,16 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         if any(spec.config["data"]["dataset"] == "mnist" for spec in plan.pending):
             data.mnist(data_dir=args.data_dir)  # provision once here, not in every worker
-        executor = (SerialExecutor(args.data_dir) if args.jobs == 1
-                    else ProcessExecutor(args.jobs, args.data_dir))
+        if executor is None:
+            executor = (SerialExecutor(args.data_dir) if jobs == 1
+                        else ProcessExecutor(jobs, args.data_dir))
+        where = (f"Ray at {args.address}" if args.address else
+                 f"a local Ray of {executor.jobs} CPUs" if args.executor == "ray"
+                 else f"{jobs} job(s)")
         print(f"study: {len(plan.pending)} runs to do, {plan.skipped} already stored "
-              f"(skipped), {args.jobs} job(s), results in {args.db}", file=sys.stderr)
+              f"(skipped), {where}, results in {args.db}", file=sys.stderr)
         summary = runner.execute(plan, store, executor, runner.Progress(len(plan.pending),
-                                                                        args.jobs))
+                                                                        executor.jobs))
         if not summary.interrupted:
             _evaluate_claims(plan.studies, store)
     print(f"study: {summary.line()}")
@@ -186,7 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="train every run of the study files; resumable")
     run.add_argument("files", nargs="+", metavar="STUDY.toml")
     run.add_argument("--db", default=DEFAULT_DB, help=f"SQLite results file (default {DEFAULT_DB})")
-    run.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    run.add_argument("--jobs", type=int, default=None,
+                     help="worker processes (default 1); with --executor ray and no --address, "
+                          "the local Ray's CPUs (default all)")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="where runs execute: local processes (default) or Ray tasks")
+    run.add_argument("--address", default=None,
+                     help="with --executor ray: the cluster to join (e.g. 10.0.0.5:6379, or "
+                          "'auto'); without it a local Ray instance is started")
+    run.add_argument("--resources", default=None,
+                     help="with --executor ray: what each task asks for, as JSON, e.g. "
+                          "'{\"GPU\": 1}' (default one CPU)")
     run.add_argument("--quick", action="store_true",
                      help="the studies' [quick] form: a smoke run of a few minutes")
     run.add_argument("--dry-run", action="store_true",

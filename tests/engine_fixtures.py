@@ -130,10 +130,12 @@ def study_command(*args) -> list[str]:
     return [sys.executable, "-m", "study", "run", *map(str, args)]
 
 
-def run_study(*args, cwd: Path, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
-    """`study run ARGS` to completion; stdout and stderr captured (stderr is not a terminal)."""
-    return subprocess.run(study_command(*args), cwd=cwd, env=study_env(), capture_output=True,
-                          text=True, timeout=timeout)
+def run_study(*args, cwd: Path, timeout: float = CLI_TIMEOUT_S,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`study run ARGS` to completion; stdout and stderr captured (stderr is not a terminal);
+    `env` adds to (or overrides) the environment."""
+    return subprocess.run(study_command(*args), cwd=cwd, env={**study_env(), **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
 
 
 class Started:
