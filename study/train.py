@@ -174,7 +174,7 @@ def fit_member(compiled: models.Compiled, config: RunConfig, dataset: datasets.D
     size = t.history_validation_size or len(dataset.validation)
     compiled.model.fit(batches, epochs=epochs, steps_per_epoch=steps_per_epoch, shuffle=False,
                        validation_data=_evaluation_data(compiled, dataset.validation, size),
-                       callbacks=callbacks, verbose=0)
+                       validation_batch_size=EVALUATION_BATCH, callbacks=callbacks, verbose=0)
     return history
 
 
@@ -182,11 +182,12 @@ EVALUATION_BATCH = 1000
 
 
 def _evaluation_data(compiled: models.Compiled, split: datasets.Split, size: int):
-    """The first `size` samples of `split` as `evaluate` takes them, in batches of 1000: on
-    TensorFlow a dataset kept by the worker (`study.reuse`), elsewhere a tuple of arrays."""
+    """`(x, y)` of the first `size` samples of `split` for `evaluate` (with batch_size 1000): on
+    TensorFlow x is a dataset of those batches kept by the worker (`study.reuse`) and y None
+    (Keras ignores batch_size for a dataset), elsewhere the arrays themselves."""
     y = compiled.targets(split.y)
     if keras.backend.backend() == "tensorflow":
-        return reuse.evaluation_batches(split.x, y, size, EVALUATION_BATCH)
+        return reuse.evaluation_batches(split.x, y, size, EVALUATION_BATCH), None
     return split.x[:size], y[:size]
 
 
@@ -601,10 +602,8 @@ def _final_metrics(compiled, dataset, evaluate_test: bool, history: _HistoryReco
     if history.diverged:
         return metrics  # weights are NaN: no final evaluation
     for name, (split, size) in evaluation_splits(dataset, evaluate_test).items():
-        data = _evaluation_data(compiled, split, size)
-        loss, accuracy = (compiled.model.evaluate(data, verbose=0) if not isinstance(data, tuple)
-                          else compiled.model.evaluate(*data, batch_size=EVALUATION_BATCH,
-                                                       verbose=0))
+        x, y = _evaluation_data(compiled, split, size)
+        loss, accuracy = compiled.model.evaluate(x, y, batch_size=EVALUATION_BATCH, verbose=0)
         metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = float(loss), float(accuracy)
     return metrics
 
