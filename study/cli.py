@@ -30,18 +30,12 @@ def _list(args: argparse.Namespace) -> int:
         print(f"{kind}s ({len(entries)})")
         width = max(len(c.name) for c in entries)
         for c in entries:
-            control = f"keras.{c.name}" if c.keras is not None else "(no Keras built-in)"
-            print(f"  {c.name:<{width}}  {_public_name(c):<40} {control:<20} {c.summary}")
+            control = f"keras.{c.name}" if c.keras_target is not None else "(no Keras built-in)"
+            print(f"  {c.name:<{width}}  {c.public_name:<40} {control:<20} {c.summary}")
         print()
-    print('Any other Keras built-in is available as "keras.<name>", e.g. "keras.nadam".')
+    print('Any other Keras built-in is available as "keras.<name>", e.g. "keras.nadam", and your '
+          'own class as "package.module:ClassName".')
     return 0
-
-
-def _public_name(component) -> str:
-    """`study.layers.Affine`, not the private module path; presets show their arguments."""
-    package = ".".join(component.factory.__module__.split(".")[:2])
-    preset = ", ".join(f"{k}={v!r}" for k, v in component.defaults.items())
-    return f"{package}.{component.factory.__name__}" + (f"({preset})" if preset else "")
 
 
 def markdown_table(kinds) -> str:
@@ -52,8 +46,8 @@ def markdown_table(kinds) -> str:
             "|---|---|---|---|---|"]
     for c in registry.COMPONENTS:
         if c.kind in kinds:
-            control = f"`keras.{c.name}`" if c.keras is not None else "—"
-            rows.append(f"| {c.kind} | `{c.name}` | `{_public_name(c)}` | {control} | {c.summary} |")
+            control = f"`keras.{c.name}`" if c.keras_target is not None else "—"
+            rows.append(f"| {c.kind} | `{c.name}` | `{c.public_name}` | {control} | {c.summary} |")
     return "\n".join(rows)
 
 
@@ -69,9 +63,10 @@ DEFAULT_DB = "results/study.db"
 
 
 def _run(args: argparse.Namespace) -> int:
-    from study import data, runner
-    from study.executors import ProcessExecutor, SerialExecutor
-    from study.store import Store
+    from study import data
+    from study.engine.execution import runner
+    from study.engine.execution.executors import ProcessExecutor, SerialExecutor
+    from study.engine.results.store import Store
 
     if args.jobs is not None and args.jobs < 1:
         print(f"study: --jobs must be at least 1; got {args.jobs}", file=sys.stderr)
@@ -81,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     executor = None
     if args.executor == "ray":
-        from study.ray_executor import RayExecutor, RayUnavailable, parse_resources
+        from study.engine.execution.ray_executor import RayExecutor, RayUnavailable, parse_resources
 
         try:
             executor = RayExecutor(args.jobs, args.address, parse_resources(args.resources),
@@ -117,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _evaluate_claims(studies, store) -> None:
     """Store each study as it ran (for `study report`) and its claims' verdicts."""
-    from study.claims import evaluate_and_store
+    from study.engine.results.claims import evaluate_and_store
 
     for study in studies:
         store.write_study(study.name, study.source, study.quick, study.definition,
@@ -139,8 +134,8 @@ def _rate_text(estimate) -> str:
 
 
 def _claims(args: argparse.Namespace) -> int:
-    from study import runner
-    from study.store import Store
+    from study.engine.execution import runner
+    from study.engine.results.store import Store
 
     with Store(args.db) as store:
         plan = runner.plan(args.files, store, quick=args.quick)
@@ -152,7 +147,7 @@ def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from study.report import build
-    from study.store import StoreError
+    from study.engine.results.store import StoreError
 
     if not Path(args.db).is_file():
         raise StoreError(f"{args.db}: no such results database (run `study run` first)")
@@ -163,7 +158,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from study import bench
-    from study.executors import _limit_threads, threads_per_job
+    from study.engine.execution.executors import limit_threads, threads_per_job
 
     try:
         parts = bench.parse_parts(args.parts)
@@ -174,7 +169,7 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"study: --repeats must be at least 2 and --steps at least 1; got "
               f"{args.repeats} and {args.steps}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    _limit_threads(threads_per_job(2))  # the timed steps run as in a worker of --jobs 2
+    limit_threads(threads_per_job(2))  # the timed steps run as in a worker of --jobs 2
     page = bench.run(parts, args.out, data_dir=args.data_dir, repeats=args.repeats,
                      steps=args.steps)
     print(page.read_text(encoding="utf-8"))
@@ -261,9 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from study.config import ConfigError
     from study.data import DataError
-    from study.store import StoreError
+    from study.engine.results.store import StoreError
+    from study.engine.studies.errors import ConfigError
 
     args = build_parser().parse_args(argv)
     try:

@@ -3,27 +3,32 @@
 Each entry maps a short config name (`"adam"`, `"he_normal"`, `"leaky_relu"`)
 to this library's component and to the Keras built-in of the same technique,
 so a study can put `"adam"` beside `"keras.adam"` as a control. Adding a
-technique is one new module and one `Component(...)` line below.
+technique is one new module and one `Component(...)` line below; the engine
+reads every kind from here, layers included (`[model] layers = [...]`).
 
-Names of the form `"keras.<name>"` resolve to the built-in counterpart listed
-here, or else to whatever Keras itself knows by `<name>` (`"keras.nadam"`,
-`"keras.variance_scaling"`), so every Keras built-in can serve as a control.
+Entries name their classes by import path ("study.optimizers.adam:Adam"), so reading the
+table imports neither Keras nor TensorFlow: `study list --markdown` and study-file validation
+stay light, and a class is imported the first time it is built.
+
+A study file names a component in one of three ways (`study.engine.studies.components`
+resolves them): a name of this table; `"keras.<name>"`, the built-in listed here or else
+whatever Keras itself knows by `<name>` (`"keras.nadam"`, `"keras.variance_scaling"`); or
+`"package.module:ClassName"`, your own class.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import functools
+import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
-
-import keras
-
-from study import activations, constraints, initializers, layers
-from study import optimizers, regularizers
 
 KINDS = ("optimizer", "initializer", "regularizer", "constraint", "activation", "layer")
 KERAS_PREFIX = "keras."
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 class UnknownComponentError(ValueError):
@@ -36,101 +41,168 @@ class UnknownComponentError(ValueError):
                          else f"{name!r} is not a {kind}{hint}")
 
 
+def import_target(target: str) -> Any:
+    """`"package.module:Name"` -> the object (imports the module)."""
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 @dataclass(frozen=True)
 class Component:
     kind: str
     name: str
-    factory: Callable[..., Any]
-    keras: Callable[..., Any] | None = None
-    defaults: dict[str, Any] = field(default_factory=dict)
+    target: str  # our class, "study.<module>:<Class>"
+    keras_target: str | None = None  # the built-in of the same technique, "keras.<module>:<Class>"
+    defaults: dict[str, Any] = field(default_factory=dict)  # our preset's arguments
+    keras_defaults: dict[str, Any] = field(default_factory=dict)  # the built-in's
+
+    @property
+    def factory(self) -> Callable[..., Any]:
+        return import_target(self.target)
+
+    @property
+    def keras(self) -> Callable[..., Any] | None:
+        if self.keras_target is None:
+            return None
+        return functools.partial(import_target(self.keras_target), **self.keras_defaults)
+
+    @property
+    def public_name(self) -> str:
+        """`study.layers.Affine`, not the defining module; presets show their arguments."""
+        module, _, name = self.target.partition(":")
+        preset = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
+        return ".".join(module.split(".")[:2]) + f".{name}" + (f"({preset})" if preset else "")
 
     @property
     def summary(self) -> str:
-        doc = (self.factory.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
+        """The first line of the class's docstring, read from its source (nothing imported)."""
+        return _summary(self.target)
 
     def create(self, **kwargs: Any) -> Any:
         return self.factory(**{**self.defaults, **kwargs})
 
     def create_keras(self, **kwargs: Any) -> Any:
-        if self.keras is None:
+        if self.keras_target is None:
             raise UnknownComponentError(self.kind, KERAS_PREFIX + self.name, None)
         return self.keras(**{**self.defaults, **kwargs})
 
 
-def _activation_layer(name: str) -> Callable[..., keras.layers.Layer]:
-    return functools.partial(keras.layers.Activation, name)
+@functools.cache
+def _summary(target: str) -> str:
+    module, _, name = target.partition(":")
+    path = _PACKAGE_ROOT.joinpath(*module.split("."))
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            doc = (ast.get_docstring(node) or "").strip()
+            return doc.splitlines()[0] if doc else ""
+    raise LookupError(f"{target}: no class {name} in {path}")
 
 
-_P = functools.partial
-_K = keras
+_OPT, _INIT = "study.optimizers", "study.initializers:"
+_LAYER, _ACT = "study.layers", "study.layers.activation_layers:"
+_KOPT, _KINIT = "keras.optimizers:", "keras.initializers:"
+_KREG, _KLAYER = "keras.regularizers:", "keras.layers:"
+
+
+def _initializer(name: str, cls: str) -> Component:
+    return Component("initializer", name, _INIT + cls, _KINIT + cls)
+
+
+def _builtin_activation(name: str, cls: str, keras_function: str) -> Component:
+    # Keras has no layer class of its own for these: its Activation layer with the function.
+    return Component("activation", name, _ACT + cls, _KLAYER + "Activation",
+                     keras_defaults={"activation": keras_function})
+
+
 COMPONENTS: tuple[Component, ...] = (
     # optimizers
-    Component("optimizer", "sgd", optimizers.SGD, _K.optimizers.SGD),
-    Component("optimizer", "momentum", optimizers.Momentum, _P(_K.optimizers.SGD, momentum=0.9)),
-    Component("optimizer", "nesterov", optimizers.Momentum, _P(_K.optimizers.SGD, momentum=0.9),
-              defaults={"nesterov": True}),
-    Component("optimizer", "adagrad", optimizers.AdaGrad, _K.optimizers.Adagrad),
-    Component("optimizer", "rmsprop", optimizers.RMSProp, _K.optimizers.RMSprop),
-    Component("optimizer", "adam", optimizers.Adam, _K.optimizers.Adam),
+    Component("optimizer", "sgd", f"{_OPT}.sgd:SGD", _KOPT + "SGD"),
+    Component("optimizer", "momentum", f"{_OPT}.momentum:Momentum", _KOPT + "SGD",
+              keras_defaults={"momentum": 0.9}),
+    Component("optimizer", "nesterov", f"{_OPT}.momentum:Momentum", _KOPT + "SGD",
+              defaults={"nesterov": True}, keras_defaults={"momentum": 0.9}),
+    Component("optimizer", "adagrad", f"{_OPT}.adagrad:AdaGrad", _KOPT + "Adagrad"),
+    Component("optimizer", "rmsprop", f"{_OPT}.rmsprop:RMSProp", _KOPT + "RMSprop"),
+    Component("optimizer", "adam", f"{_OPT}.adam:Adam", _KOPT + "Adam"),
     # initializers
-    Component("initializer", "zeros", initializers.Zeros, _K.initializers.Zeros),
-    Component("initializer", "ones", initializers.Ones, _K.initializers.Ones),
-    Component("initializer", "constant", initializers.Constant, _K.initializers.Constant),
-    Component("initializer", "identity", initializers.Identity, _K.initializers.Identity),
-    Component("initializer", "orthogonal", initializers.Orthogonal, _K.initializers.Orthogonal),
-    Component("initializer", "random_uniform", initializers.RandomUniform, _K.initializers.RandomUniform),
-    Component("initializer", "random_normal", initializers.RandomNormal, _K.initializers.RandomNormal),
-    Component("initializer", "truncated_normal", initializers.TruncatedNormal,
-              _K.initializers.TruncatedNormal),
-    Component("initializer", "lecun_uniform", initializers.LecunUniform, _K.initializers.LecunUniform),
-    Component("initializer", "lecun_normal", initializers.LecunNormal, _K.initializers.LecunNormal),
-    Component("initializer", "glorot_uniform", initializers.GlorotUniform, _K.initializers.GlorotUniform),
-    Component("initializer", "glorot_normal", initializers.GlorotNormal, _K.initializers.GlorotNormal),
-    Component("initializer", "he_uniform", initializers.HeUniform, _K.initializers.HeUniform),
-    Component("initializer", "he_normal", initializers.HeNormal, _K.initializers.HeNormal),
-    Component("initializer", "variance_scaling", initializers.VarianceScaling,
-              _K.initializers.VarianceScaling),
+    _initializer("zeros", "Zeros"),
+    _initializer("ones", "Ones"),
+    _initializer("constant", "Constant"),
+    _initializer("identity", "Identity"),
+    _initializer("orthogonal", "Orthogonal"),
+    _initializer("random_uniform", "RandomUniform"),
+    _initializer("random_normal", "RandomNormal"),
+    _initializer("truncated_normal", "TruncatedNormal"),
+    _initializer("lecun_uniform", "LecunUniform"),
+    _initializer("lecun_normal", "LecunNormal"),
+    _initializer("glorot_uniform", "GlorotUniform"),
+    _initializer("glorot_normal", "GlorotNormal"),
+    _initializer("he_uniform", "HeUniform"),
+    _initializer("he_normal", "HeNormal"),
+    _initializer("variance_scaling", "VarianceScaling"),
     # regularizers and constraints
-    Component("regularizer", "l1", regularizers.L1, _K.regularizers.L1),
-    Component("regularizer", "l2", regularizers.L2, _K.regularizers.L2),
-    Component("regularizer", "elastic_net", regularizers.ElasticNet, _K.regularizers.L1L2),
-    Component("constraint", "max_norm", constraints.MaxNorm, _K.constraints.MaxNorm),
+    Component("regularizer", "l1", "study.regularizers:L1", _KREG + "L1"),
+    Component("regularizer", "l2", "study.regularizers:L2", _KREG + "L2"),
+    Component("regularizer", "elastic_net", "study.regularizers:ElasticNet", _KREG + "L1L2"),
+    Component("constraint", "max_norm", "study.constraints:MaxNorm", "keras.constraints:MaxNorm"),
     # activations, as layers so that PReLU's learned slope fits the same slot
-    Component("activation", "step", layers.Step),
-    Component("activation", "sigmoid", layers.Sigmoid, _activation_layer("sigmoid")),
-    Component("activation", "tanh", layers.Tanh, _activation_layer("tanh")),
-    Component("activation", "relu", layers.ReLU, _K.layers.ReLU),
-    Component("activation", "leaky_relu", layers.LeakyReLU, _K.layers.LeakyReLU),
-    Component("activation", "elu", layers.ELU, _K.layers.ELU),
-    Component("activation", "prelu", layers.PReLU, _K.layers.PReLU),
-    Component("activation", "swish", layers.Swish, _activation_layer("swish")),
-    Component("activation", "softplus", layers.Softplus, _activation_layer("softplus")),
-    Component("activation", "softmax", layers.Softmax, _K.layers.Softmax),
+    Component("activation", "step", _ACT + "Step"),
+    _builtin_activation("sigmoid", "Sigmoid", "sigmoid"),
+    _builtin_activation("tanh", "Tanh", "tanh"),
+    Component("activation", "relu", _ACT + "ReLU", _KLAYER + "ReLU"),
+    Component("activation", "leaky_relu", _ACT + "LeakyReLU", _KLAYER + "LeakyReLU"),
+    Component("activation", "elu", _ACT + "ELU", _KLAYER + "ELU"),
+    Component("activation", "prelu", f"{_LAYER}.prelu:PReLU", _KLAYER + "PReLU"),
+    _builtin_activation("swish", "Swish", "swish"),
+    _builtin_activation("softplus", "Softplus", "softplus"),
+    Component("activation", "softmax", _ACT + "Softmax", _KLAYER + "Softmax"),
     # layers
-    Component("layer", "affine", layers.Affine, _K.layers.Dense),
-    Component("layer", "dropout", layers.Dropout, _K.layers.Dropout),
-    Component("layer", "batch_norm", layers.BatchNormalization, _K.layers.BatchNormalization),
-    Component("layer", "residual", layers.ResidualBlock),
+    Component("layer", "affine", f"{_LAYER}.affine:Affine", _KLAYER + "Dense"),
+    Component("layer", "dropout", f"{_LAYER}.dropout:Dropout", _KLAYER + "Dropout"),
+    Component("layer", "batch_norm", f"{_LAYER}.batch_normalization:BatchNormalization",
+              _KLAYER + "BatchNormalization"),
+    Component("layer", "residual", f"{_LAYER}.residual:ResidualBlock"),
 )
 
 _BY_KEY = {(c.kind, c.name): c for c in COMPONENTS}
 
 # Keras's own lookup per kind, for "keras.<name>" names this table does not list.
-_KERAS_GET: dict[str, Callable[[str], Any]] = {
-    "optimizer": keras.optimizers.get,
-    "initializer": keras.initializers.get,
-    "regularizer": keras.regularizers.get,
-    "constraint": keras.constraints.get,
-}
+_KERAS_GET = {"optimizer": "keras.optimizers:get", "initializer": "keras.initializers:get",
+              "regularizer": "keras.regularizers:get", "constraint": "keras.constraints:get"}
+
+
+def register(component: Component) -> Component:
+    """Add an entry at run time (tests, notebooks): the engine reads it like the table's own."""
+    global COMPONENTS
+    _check_kind(component.kind)
+    if (component.kind, component.name) in _BY_KEY:
+        raise ValueError(f"{component.kind} {component.name!r} is registered already")
+    COMPONENTS = COMPONENTS + (component,)
+    _BY_KEY[(component.kind, component.name)] = component
+    return component
+
+
+def unregister(kind: str, name: str) -> None:
+    global COMPONENTS
+    entry = _BY_KEY.pop((kind, name))
+    COMPONENTS = tuple(c for c in COMPONENTS if c is not entry)
 
 
 def names(kind: str, include_keras: bool = True) -> list[str]:
     """Every config name of one kind, ours first, then the listed built-ins."""
     _check_kind(kind)
     ours = [c.name for c in COMPONENTS if c.kind == kind]
-    builtins = [KERAS_PREFIX + c.name for c in COMPONENTS if c.kind == kind and c.keras]
+    builtins = [KERAS_PREFIX + c.name for c in COMPONENTS if c.kind == kind and c.keras_target]
     return ours + (builtins if include_keras else [])
+
+
+def known(kind: str, name: str) -> bool:
+    """Is `name` an entry of the table (or a listed built-in)? Imports nothing."""
+    bare = name[len(KERAS_PREFIX):] if name.startswith(KERAS_PREFIX) else name
+    entry = _BY_KEY.get((kind, bare))
+    return entry is not None and (bare == name or entry.keras_target is not None)
 
 
 def lookup(kind: str, name: str) -> Component:
@@ -148,9 +220,32 @@ def create(kind: str, name: str, /, **kwargs: Any) -> Any:
     if not name.startswith(KERAS_PREFIX):
         return lookup(kind, name).create(**kwargs)
     entry = _BY_KEY.get((kind, name[len(KERAS_PREFIX):]))
-    if entry is not None and entry.keras is not None:
+    if entry is not None and entry.keras_target is not None:
         return entry.create_keras(**kwargs)
     return _create_keras_by_name(kind, name, kwargs)
+
+
+def keras_class(kind: str, name: str) -> Any:
+    """The class (or function, for activations) `"keras.<name>"` stands for, or
+    UnknownComponentError."""
+    entry = _BY_KEY.get((kind, name[len(KERAS_PREFIX):]))
+    if entry is not None and entry.keras_target is not None:
+        return import_target(entry.keras_target)
+    bare = name[len(KERAS_PREFIX):]
+    import keras
+
+    try:
+        if kind == "activation":
+            default = keras.activations.get(bare)
+        elif kind == "layer":
+            default = _keras_layer_class(bare)
+        else:
+            default = import_target(_KERAS_GET[kind])(bare)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        default = None
+    if default is None:
+        raise UnknownComponentError(kind, name, suggest(kind, name))
+    return default if kind in ("activation", "layer") else type(default)
 
 
 def suggest(kind: str, name: str) -> str | None:
@@ -158,12 +253,29 @@ def suggest(kind: str, name: str) -> str | None:
     return close[0] if close else None
 
 
+def _keras_layer_class(bare: str):
+    """`"layer_normalization"` or `"LayerNormalization"` -> keras.layers.LayerNormalization."""
+    import keras
+
+    wanted = bare.replace("_", "").lower()
+    for attribute in dir(keras.layers):
+        candidate = getattr(keras.layers, attribute)
+        if (attribute.lower() == wanted and isinstance(candidate, type)
+                and issubclass(candidate, keras.layers.Layer)):
+            return candidate
+    return None
+
+
 def _create_keras_by_name(kind: str, name: str, kwargs: dict[str, Any]) -> Any:
+    import keras
+
+    if kind == "activation":
+        return keras.layers.Activation(keras_class(kind, name), **kwargs)
+    if kind == "layer":
+        return keras_class(kind, name)(**kwargs)
     bare = name[len(KERAS_PREFIX):]
     try:
-        if kind == "activation":
-            return keras.layers.Activation(keras.activations.get(bare), **kwargs)
-        default = _KERAS_GET[kind](bare)
+        default = import_target(_KERAS_GET[kind])(bare)
     except (KeyError, ValueError, TypeError):
         default = None
     if default is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.store import HISTORY_COLUMNS
+from study.engine.results.store import HISTORY_COLUMNS
 
 RUN_COLUMNS = ["key", "study", "arm", "seed", "status", "started_at", "finished_at",
                "wall_time", "error"]

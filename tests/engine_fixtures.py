@@ -81,7 +81,7 @@ def mnist_study(path: Path, name: str = "mnist-tiny", *, seeds: int | list[int] 
 
 
 def expected_keys(*paths: Path) -> set[str]:
-    from study.config import load_study
+    from study.engine.studies import load_study
 
     return {spec.key for path in paths for spec in load_study(path).runs}
 
@@ -96,8 +96,8 @@ def fingerprint(record) -> dict[str, Any]:
 TRAIN_SCRIPT = f"""
 import json, sys
 sys.path.insert(0, {str(ROOT)!r})
-from study.config import load_study
-from study.train import train_run
+from study.engine.studies import load_study
+from study.engine.training.run import train_run
 from tests.engine_fixtures import fingerprint
 records = [train_run(spec, sys.argv[1]) for path in sys.argv[2:] for spec in load_study(path).runs]
 print("FINGERPRINTS " + json.dumps([fingerprint(r) for r in records]))

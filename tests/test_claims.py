@@ -5,8 +5,8 @@ import copy
 import pandas as pd
 import pytest
 
-from study.claims import evaluate
-from study.config import ConfigError, expand
+from study.engine.results.claims import evaluate
+from study.engine.studies import ConfigError, expand
 
 STUDY = {
     "name": "claims-test", "seeds": 6, "data": {"dataset": "xor"},

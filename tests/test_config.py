@@ -4,7 +4,8 @@ import copy
 
 import pytest
 
-from study.config import ConfigError, expand, load_study, run_key
+from study.engine.studies import ConfigError, expand, load_study
+from study.engine.studies.identity import run_key
 
 BASE = {
     "name": "xor-test",

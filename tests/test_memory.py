@@ -10,9 +10,9 @@ import gc
 import keras
 import pytest
 
-from study import memory, reuse
-from study.config import expand
-from study.train import train_run
+from study.engine.training import memory, reuse
+from study.engine.studies import expand
+from study.engine.training.run import train_run
 
 XOR = {
     "name": "memory", "seeds": 1, "data": {"dataset": "xor"},
@@ -49,9 +49,9 @@ def test_without_the_purge_the_registry_grows():
     reuse.clear()  # a kept model of this configuration would trace nothing
     registry = memory._gradient_registry()
     before = memory._custom_gradient_names(registry)
-    from study.train import _train, blank_record
+    from study.engine.training.run import blank_record, train_config
 
-    _train(spec.run_config, spec.seed, None, blank_record(spec))
+    train_config(spec.run_config, spec.seed, None, blank_record(spec))
     added = memory._custom_gradient_names(registry) - before
     assert added
     for name in added:  # leave the registry as the test found it

@@ -16,9 +16,11 @@ import keras
 import numpy as np
 import pytest
 
-from study import packed
-from study.config import expand
-from study.train import blank_record, build_member, fit_member, load_dataset, train_run
+from study.engine.training import packed
+from study.engine.studies import expand
+from study.engine.training.datasets import load_dataset
+from study.engine.training.fit import build_member, fit_member
+from study.engine.training.run import blank_record, train_run
 
 BASE = {
     "name": "packing", "seeds": [0, 1],

@@ -45,9 +45,9 @@ def test_a_dead_worker_is_retried_once_then_its_runs_are_stored_as_failed(tmp_pa
     # time only (so the retry finishes it); 0.2's worker dies every time (so it fails).
     import ray
 
-    from study import runner
-    from study.ray_executor import RayExecutor
-    from study.store import Store
+    from study.engine.execution import runner
+    from study.engine.execution.ray_executor import RayExecutor
+    from study.engine.results.store import Store
 
     study = xor_study(tmp_path / "xor.toml", seeds=2, grid={"learning_rate": [0.05, 0.1, 0.2]})
     marker = str(tmp_path / "died-once")
@@ -55,7 +55,7 @@ def test_a_dead_worker_is_retried_once_then_its_runs_are_stored_as_failed(tmp_pa
     def dying(unit, data_dir):
         import os
 
-        from study.executors import _work
+        from study.engine.execution.executors import _work
 
         rate = unit[0].config["training"]["learning_rate"]
         if rate == 0.2 or (rate == 0.1 and not os.path.exists(marker)):

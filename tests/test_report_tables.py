@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from study import stats
+from study.engine.results import stats
 from study.report import tables
 
 

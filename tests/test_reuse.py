@@ -16,8 +16,11 @@ import keras
 import numpy as np
 import pytest
 
-from study import reuse, train
-from study.config import expand
+from study.engine.training import reuse
+from study.engine.training.datasets import load_dataset
+from study.engine.training.fit import build_member, fit_member, reused_member
+from study.engine.training.run import train_run
+from study.engine.studies import expand
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="the engine trains on TensorFlow")
@@ -67,9 +70,9 @@ def test_runs_on_a_kept_model_equal_runs_on_fresh_ones(case):
     fresh = []
     for spec in specs:
         reuse.clear()
-        fresh.append(train.train_run(spec))
+        fresh.append(train_run(spec))
     reuse.clear()
-    kept = [train.train_run(spec) for spec in specs]
+    kept = [train_run(spec) for spec in specs]
     for spec, alone, after in zip(specs, fresh, kept):
         assert alone.status == "finished", alone.error
         assert _comparable(after) == _comparable(alone), f"seed {spec.seed}"
@@ -79,12 +82,12 @@ def test_the_next_seed_gets_the_kept_model_in_its_own_initial_state():
     first, second = _specs({"model": {"dropout": 0.3, "batch_norm": True}})[:2]
     reuse.clear()
     config = first.run_config
-    dataset = train.load_dataset(config, first.seed)
-    model = train.reused_member(config, dataset, first.seed)
-    train.fit_member(model, config, dataset, first.seed)
-    again = train.reused_member(config, dataset, second.seed)
+    dataset = load_dataset(config, first.seed)
+    model = reused_member(config, dataset, first.seed)
+    fit_member(model, config, dataset, first.seed)
+    again = reused_member(config, dataset, second.seed)
     assert again is model  # the traced functions are kept
-    expected = train.build_member(config, dataset, second.seed)
+    expected = build_member(config, dataset, second.seed)
     expected.optimizer.build(expected.model.trainable_variables)
     for got, want in zip(again.model.variables + again.optimizer.variables,
                          expected.model.variables + expected.optimizer.variables):
@@ -96,11 +99,11 @@ def test_the_next_seed_gets_the_kept_model_in_its_own_initial_state():
 def test_a_different_configuration_builds_its_own_model_and_datasets_are_shared():
     a, b = _specs({}), _specs({"model": {"hidden": [24, 8]}})
     reuse.clear()
-    dataset = train.load_dataset(a[0].run_config, a[0].seed)
-    first = train.reused_member(a[0].run_config, dataset, 3)
+    dataset = load_dataset(a[0].run_config, a[0].seed)
+    first = reused_member(a[0].run_config, dataset, 3)
     first.model.fit(dataset.train.x[:50], dataset.train.y[:50], verbose=0)  # builds its optimizer
-    other = train.reused_member(b[0].run_config, dataset, 3)
+    other = reused_member(b[0].run_config, dataset, 3)
     assert other is not first
-    assert train.load_dataset(a[1].run_config, a[1].seed) is dataset  # same data, other seed
+    assert load_dataset(a[1].run_config, a[1].seed) is dataset  # same data, other seed
     with pytest.raises(ValueError):  # shared arrays are read-only: no run can change another's
         dataset.train.x[0, 0] = 1.0

@@ -203,8 +203,8 @@ def test_a_failing_run_is_stored_as_failed_and_retried_next_time(tmp_path):
 # 6 -------------------------------------------------------------------------------------------
 
 def test_same_config_and_seed_give_bit_identical_results(tmp_path):
-    from study.config import load_study
-    from study.train import train_run
+    from study.engine.studies import load_study
+    from study.engine.training.run import train_run
 
     xor = xor_study(tmp_path / "xor.toml", seeds=[3], grid={"optimizer": ["adam"]}, log_every=10)
     mnist = mnist_study(tmp_path / "mnist.toml", seeds=[2], grid={"optimizer": ["adam"]},
@@ -315,7 +315,7 @@ def test_dry_run_lists_pending_runs_and_trains_nothing(tmp_path):
 # 10 ------------------------------------------------------------------------------------------
 
 def test_a_misspelt_optimizer_is_refused_before_anything_runs(tmp_path):
-    from study.store import RunRecord, Store
+    from study.engine.results.store import RunRecord, Store
 
     bad = xor_study(tmp_path / "bad.toml", "bad", seeds=1, grid={"optimizer": ["sgd", "adma"]})
     good = xor_study(tmp_path / "good.toml", "good", seeds=1)
@@ -389,11 +389,12 @@ def test_progress_is_one_plain_line_per_run_when_stderr_is_not_a_terminal(tmp_pa
 # 13 ------------------------------------------------------------------------------------------
 
 def test_results_are_tidy_dataframes_with_every_status(tmp_path, monkeypatch):
-    import study.train
-    from study import results, runner
-    from study.config import load_study
-    from study.executors import SerialExecutor
-    from study.store import Store
+    import study.engine.training.run as training_run
+    from study import results
+    from study.engine.execution import runner
+    from study.engine.studies import load_study
+    from study.engine.execution.executors import SerialExecutor
+    from study.engine.results.store import Store
 
     # Batches of 2 (not full batch): trained one run at a time by study.train, patched here.
     path = xor_study(tmp_path / "xor.toml", "tidy", seeds=[0, 1], log_every=10, batch_size=2,
@@ -402,14 +403,14 @@ def test_results_are_tidy_dataframes_with_every_status(tmp_path, monkeypatch):
                           "learning_rate": [0.05, 0.05, 1000.0]})
     spec_failing = next(s for s in load_study(path).runs
                         if s.overrides["training.optimizer"] == "adam" and s.seed == 1)
-    train = study.train._train
+    train = training_run.train_config
 
     def train_or_fail(config, seed, data_dir, record):
         if record.key == spec_failing.key:
             raise RuntimeError("boom: this run was made to fail")
         return train(config, seed, data_dir, record)
 
-    monkeypatch.setattr(study.train, "_train", train_or_fail)
+    monkeypatch.setattr(training_run, "train_config", train_or_fail)
     db = tmp_path / "results.db"
     with Store(db) as store:
         plan = runner.plan([path], store)
@@ -448,9 +449,10 @@ def test_results_an_axis_named_like_a_metric_keeps_one_column_each(tmp_path):
     """Promise 13 with the axis `epochs` (or `steps`), which is also the name of a metric: the
     frame must stay tidy (unique column labels, `runs["epochs"]` one column), not hold two
     columns called `epochs`."""
-    from study import results, runner
-    from study.executors import SerialExecutor
-    from study.store import Store
+    from study import results
+    from study.engine.execution import runner
+    from study.engine.execution.executors import SerialExecutor
+    from study.engine.results.store import Store
     from tests.engine_fixtures import XOR_MODEL, write_study
 
     path = write_study(tmp_path / "xor.toml", "by-epochs", seeds=[0], data={"dataset": "xor"},
@@ -542,9 +544,9 @@ def test_a_searchs_next_stage_runs_before_the_rest_of_the_grid(tmp_path, jobs):
     # Stage "final" is made from round 1's stored results; it must not wait behind the other
     # study's 12 units (the executor takes follow-ups first, with at most 2 units per job
     # already handed out).
-    from study import runner
-    from study.executors import ProcessExecutor, SerialExecutor
-    from study.store import Store
+    from study.engine.execution import runner
+    from study.engine.execution.executors import ProcessExecutor, SerialExecutor
+    from study.engine.results.store import Store
 
     search_file = tmp_path / "search.toml"
     search_file.write_text(SEARCH, encoding="utf-8")

@@ -6,8 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from study import search
-from study.config import ConfigError, expand
+from study.engine.studies import search
+from study.engine.studies import ConfigError, expand
 
 RAW = {
     "name": "search", "seeds": 2,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from study import stats
+from study.engine.results import stats
 
 
 def test_a12_extremes_and_ties():

@@ -6,8 +6,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from study.store import RunRecord, Store, StoreError
-from study.train import batch_plan
+from study.engine.results.store import RunRecord, Store, StoreError
+from study.engine.training.batches import batch_plan
 
 
 def _record(key="k1", status="finished", **extra):

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from study import cli, results
-from study.config import load_study
+from study.engine.studies import load_study
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STUDIES = sorted((ROOT / "experiments").glob("*.toml"))
@@ -105,7 +105,7 @@ def test_mnist_batchnorm_quick_end_to_end(tmp_path):
 
 
 def test_mnist_depth_sigmoid_gradient_vanishes_at_quick_size():
-    from study.train import train_run
+    from study.engine.training.run import train_run
 
     study = load_study(ROOT / "experiments/mnist_depth.toml", quick=True)
     plain_sigmoid = [s for s in study.runs if s.overrides["model.activation"] == "sigmoid"

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from study import data as datasets
-from study import train
-from study.config import ConfigError, expand
-from study.train import train_run
+from study.engine.training import batches as batching, ensemble, fit, models, probes
+from study.engine.training.datasets import load_dataset
+from study.engine.studies import ConfigError, expand
+from study.engine.training.run import train_run
 
 MNIST = {
     "name": "features", "seeds": [3], "data": {"dataset": "mnist", "n_train": 200},
@@ -44,7 +45,7 @@ def _rows(record):
 def test_a_shift_moves_pixels_exactly_and_fills_zeros():
     image = np.arange(1, 785, dtype=np.float32).reshape(28, 28)
     images = np.stack([image.ravel()] * 3)
-    out = train.shift_images(images, np.array([[1, 0], [0, -2], [0, 0]], dtype=np.int8))
+    out = batching.shift_images(images, np.array([[1, 0], [0, -2], [0, 0]], dtype=np.int8))
     down, left, same = out.reshape(3, 28, 28)
     np.testing.assert_array_equal(down[1:], image[:-1])  # row r is the old row r - 1
     np.testing.assert_array_equal(down[0], 0)
@@ -59,10 +60,10 @@ def test_the_tf_pipeline_and_the_pydataset_give_the_same_seeded_batches():
 
     def pipeline(seed, k):
         return [(a.numpy(), b.numpy()) for a, b in
-                train.training_batches(x, y, 16, 10, seed=seed, augment_shift=k)]
+                batching.training_batches(x, y, 16, 10, seed=seed, augment_shift=k)]
 
     def pydataset(seed, k):
-        batches = train._PlannedBatches(x, y, train._Plan.make(60, 16, 10, seed, k), 10)
+        batches = batching.PlannedBatches(x, y, batching.Plan.make(60, 16, 10, seed, k), 10)
         return [batches[step] for step in range(len(batches))]
 
     shifted = pipeline(4, 3)
@@ -72,7 +73,7 @@ def test_the_tf_pipeline_and_the_pydataset_give_the_same_seeded_batches():
     assert all(np.array_equal(a, c) for (a, _), (c, _) in zip(shifted, pipeline(4, 3)))
     assert not all(np.array_equal(a, c) for (a, _), (c, _) in zip(shifted, pipeline(5, 3)))
     # k = 0: the plain batches of batch_plan, untouched
-    indices, starts, ends = train.batch_plan(60, 16, 10, seed=4)
+    indices, starts, ends = batching.batch_plan(60, 16, 10, seed=4)
     for step, (a, b) in enumerate(pipeline(4, 0)):
         chosen = indices[starts[step]:ends[step]]
         np.testing.assert_array_equal(a, x[chosen])
@@ -85,8 +86,8 @@ def test_pydataset_batches_train_as_the_tf_pipeline_does_across_epochs():
     rng = np.random.default_rng(1)
     x, y = rng.random((48, 784), dtype=np.float32), rng.integers(0, 10, 48).astype(np.int32)
     weights = []
-    for batches in (train.training_batches(x, y, 16, 12, seed=2, augment_shift=2),
-                    train._PlannedBatches(x, y, train._Plan.make(48, 16, 12, 2, 2), 12)):
+    for batches in (batching.training_batches(x, y, 16, 12, seed=2, augment_shift=2),
+                    batching.PlannedBatches(x, y, batching.Plan.make(48, 16, 12, 2, 2), 12)):
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10)])
         model.compile(optimizer=keras.optimizers.SGD(0.5),
@@ -119,15 +120,15 @@ def test_an_ensemble_scores_the_mean_of_its_members_probabilities():
 
     # by hand: the two members trained on their own, with the member seeds
     config = _spec(training={"ensemble": 2}, **options).run_config
-    dataset = train.load_dataset(config, 3)
+    dataset = load_dataset(config, 3)
     probabilities = {"train": [], "val": []}
     for j in range(2):
         keras.utils.clear_session(free_memory=False)
         seed = 3 + 100_003 * j
-        assert train.member_seed(3, j) == seed
+        assert ensemble.member_seed(3, j) == seed
         keras.utils.set_random_seed(seed)
-        member = train.build_member(config, dataset, seed)
-        train.fit_member(member, config, dataset, seed)
+        member = fit.build_member(config, dataset, seed)
+        fit.fit_member(member, config, dataset, seed)
         for name, split in (("train", dataset.train), ("val", dataset.validation)):
             logits = member.model.predict(split.x, verbose=0).astype(np.float64)
             e = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -156,12 +157,12 @@ def test_gradient_norms_equal_a_gradient_tape_on_the_first_batch():
     assert _rows(record) == _rows(_run(**options))
 
     config = _spec(**options).run_config
-    dataset = train.load_dataset(config, 3)
+    dataset = load_dataset(config, 3)
     keras.utils.clear_session(free_memory=False)
     keras.utils.set_random_seed(3)
-    compiled = train.build_member(config, dataset, 3)
+    compiled = fit.build_member(config, dataset, 3)
     model = compiled.model
-    indices, starts, ends = train.batch_plan(200, 50, 8, seed=3)
+    indices, starts, ends = batching.batch_plan(200, 50, 8, seed=3)
     chosen = indices[starts[0]:ends[0]]
     x, y = dataset.train.x[chosen], dataset.train.y[chosen]
     kernels = [[model.get_layer("affine_1").kernel],
@@ -189,10 +190,10 @@ def test_ten_sigmoid_layers_with_std_1_weights_pass_a_vanishing_gradient_back():
     config = _spec(model={"hidden": [100] * 10, "activation": "sigmoid",
                           "initializer": "random_normal", "initializer_args": {"stddev": 1.0}},
                    training={"batch_size": 100, "record_gradients": True}).run_config
-    dataset = train.load_dataset(config, 0)
-    compiled = train.build_member(config, dataset, 0)
-    norms = [g["norm"] for g in train.gradient_norms(
-        compiled, *train.first_batch(config, dataset, 0, compiled))]
+    dataset = load_dataset(config, 0)
+    compiled = fit.build_member(config, dataset, 0)
+    norms = [g["norm"] for g in probes.gradient_norms(
+        compiled, *fit.first_batch(config, dataset, 0, compiled))]
     assert len(norms) == 11
     assert norms[0] < norms[-1] / 2
 
@@ -221,11 +222,11 @@ def test_value_target_regresses_the_digit():
     assert all(np.isfinite(row["loss"]) and 0 <= row["accuracy"] <= 1 for row in record.history)
     assert np.isfinite(record.metrics["val_loss"]) and 0 <= record.metrics["val_accuracy"] <= 1
     config = spec.run_config
-    compiled = train.build_member(config, train.load_dataset(config, 3), 3)
+    compiled = fit.build_member(config, load_dataset(config, 3), 3)
     assert compiled.model.output_shape == (None, 1)  # one linear output, no softmax
     assert compiled.model.layers[-1].name == "output"
     # accuracy: the prediction rounds to the digit
-    hits = keras.ops.convert_to_numpy(train.models.rounds_to_label(
+    hits = keras.ops.convert_to_numpy(models.rounds_to_label(
         np.array([[3.0], [4.0], [2.0]], "float32"), np.array([[3.4], [4.6], [1.5]], "float32")))
     np.testing.assert_array_equal(hits.ravel(), [1, 0, 1])
 

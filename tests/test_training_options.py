@@ -4,8 +4,8 @@ import copy
 
 import numpy as np
 
-from study.config import expand
-from study.train import train_run
+from study.engine.studies import expand
+from study.engine.training.run import train_run
 
 XOR = {
     "name": "options", "seeds": 1, "data": {"dataset": "xor"},

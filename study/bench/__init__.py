@@ -55,7 +55,7 @@ def run(parts: list[str], out: Path | str = "reports", *, data_dir: str | None =
 def machine() -> dict[str, Any]:
     import keras
 
-    from study.train import _cpu
+    from study.engine.training.environment import cpu_name
 
     memory_kb = 0
     try:
@@ -65,7 +65,7 @@ def machine() -> dict[str, Any]:
         pass
     import tensorflow as tf
 
-    return {"cpu": _cpu(), "memory_gb": round(memory_kb / 2**20, 1),
+    return {"cpu": cpu_name(), "memory_gb": round(memory_kb / 2**20, 1),
             "python": platform.python_version(), "keras": keras.__version__,
             "tensorflow": tf.__version__}
 
@@ -78,7 +78,7 @@ def _now() -> str:
 
 def _optimizers(*, data_dir, repeats, steps, log, **_) -> dict[str, Any]:
     from study import data
-    from study.executors import threads_per_job
+    from study.engine.execution.executors import threads_per_job
     from study.bench import steps as step_bench
 
     mnist = data.mnist(10_000, data_dir=data_dir)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.config import Figure
+from study.engine.studies.study_schema import Figure
 from study.report import data as report_data
 from study.report import figures, pages, tables
 

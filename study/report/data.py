@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from study import results
-from study.config import Study, arm_name, expand
+from study.engine.studies.expansion import Study, expand
+from study.engine.studies.identity import arm_name
 
 
 @dataclass
@@ -44,7 +45,7 @@ def load(db: str | Path) -> list[StudyResults]:
     """Every study the database holds, in name order."""
     out = []
     for _, row in results.studies(db).iterrows():
-        study = expand(row["definition"], source=row["source"], quick=row["quick"])
+        study = expand(row["definition"], source=row["source"], quick=row["quick"], light=True)
         order = {key: i for i, key in enumerate(row["run_keys"])}
         # The file's order of axes (the store keeps overrides with sorted keys); a search's
         # later stages exist only in the store.

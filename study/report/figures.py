@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from study import stats  # noqa: E402
-from study.config import Figure  # noqa: E402
+from study.engine.results import stats  # noqa: E402
+from study.engine.studies.study_schema import Figure  # noqa: E402
 from study.report.data import StudyResults, readable  # noqa: E402
 
 # Deterministic SVG: ids from a fixed salt, no date in the metadata.

@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from study import stats
+from study.engine.results import stats
 
 COUNT_COLUMNS = ["runs", "finished", "diverged", "failed"]
 

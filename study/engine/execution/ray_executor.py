@@ -22,9 +22,9 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from study.config import RunSpec
-from study.executors import FollowUp, _failed, _Units, _work
-from study.store import RunRecord
+from study.engine.execution.executors import FollowUp, _failed, _Units, _work
+from study.engine.results.store import RunRecord
+from study.engine.studies.expansion import RunSpec
 
 INSTALL_HINT = ('--executor ray needs Ray: pip install -e ".[ray]" (or pip install "ray>=2.40")')
 ATTEMPTS = 2  # a unit whose worker died is retried once

@@ -19,8 +19,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
-from study.config import RunSpec
-from study.store import RunRecord
+from study.engine.results.store import RunRecord
+from study.engine.studies.expansion import RunSpec
 
 FollowUp = Callable[[RunRecord], list[RunSpec]]
 
@@ -44,11 +44,11 @@ class SerialExecutor:
 
     def __init__(self, data_dir: str | Path | None = None):
         self.data_dir = data_dir
-        _limit_threads(threads_per_job(1))
+        limit_threads(threads_per_job(1))
 
     def map(self, specs: Iterable[RunSpec],
             follow_up: FollowUp | None = None) -> Iterator[RunRecord]:
-        from study.packed import train_pack
+        from study.engine.training.packed import train_pack
 
         waiting = _Units(specs)
         while waiting:
@@ -92,7 +92,7 @@ class _Units:
     """The work units still to hand out (`study.packed.packs`), follow-ups first."""
 
     def __init__(self, specs: Iterable[RunSpec]):
-        from study.packed import packs
+        from study.engine.training.packed import packs
 
         self._packs = packs
         self._queue = collections.deque(packs(list(specs)))
@@ -126,7 +126,7 @@ def _records(future: futures.Future, unit: list[RunSpec]) -> list[RunRecord]:
 
 
 def _init_worker(threads: int) -> None:
-    _limit_threads(threads)
+    limit_threads(threads)
     _exit_with_parent()
 
 
@@ -147,7 +147,7 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _limit_threads(threads: int) -> None:
+def limit_threads(threads: int) -> None:
     # Read by TensorFlow when it starts; a later tf.config call is refused once ops have run.
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
@@ -155,12 +155,12 @@ def _limit_threads(threads: int) -> None:
 
 
 def _work(unit: list[RunSpec], data_dir) -> list[RunRecord]:
-    from study.packed import train_pack
+    from study.engine.training.packed import train_pack
 
     return train_pack(unit, data_dir)
 
 
 def _failed(spec: RunSpec, reason: str) -> RunRecord:
-    from study.train import blank_record
+    from study.engine.training.run import blank_record
 
     return blank_record(spec, error=reason)

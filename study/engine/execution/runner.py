@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable
 
-from study.config import RunSpec, Study, load_study
-from study.executors import Executor
-from study.store import DONE_STATUSES, RunRecord, Store
+from study.engine.execution.executors import Executor
+from study.engine.results.store import DONE_STATUSES, RunRecord, Store
+from study.engine.studies import RunSpec, Study, load_study
 
 
 @dataclass
@@ -49,7 +49,7 @@ class Summary:
 def plan(paths: Iterable[str | Path], store: Store, *, quick: bool = False,
          rerun: bool = False) -> Plan:
     """Load every study file (all problems at once, before anything runs) and find pending runs."""
-    from study.config import ConfigError
+    from study.engine.studies.errors import ConfigError
 
     studies, problems = [], []
     for path in paths:
@@ -57,6 +57,12 @@ def plan(paths: Iterable[str | Path], store: Store, *, quick: bool = False,
             studies.append(load_study(path, quick=quick))
         except ConfigError as error:
             problems.extend(str(error).splitlines())
+    first_file: dict[str, str] = {}
+    for study in studies:  # one name, one study: a second would be dropped silently
+        if study.name in first_file:
+            problems.append(f"{study.source}: name: {study.name!r} is also the name of the study "
+                            f"in {first_file[study.name]}; give each study its own name")
+        first_file.setdefault(study.name, study.source)
     if problems:
         raise ConfigError(None, problems)
     for study in studies:  # a search's later stages whose predecessors are stored
@@ -92,7 +98,8 @@ def execute(plan_: Plan, store: Store, executor: Executor, progress: "Progress")
 
 
 def _next_stage(study: Study, store: Store) -> list[RunSpec]:
-    from study import results, search
+    from study import results
+    from study.engine.studies import search
 
     if study.search is None:
         return []

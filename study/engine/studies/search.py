@@ -28,8 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study.config import (ConfigError, RandomAxis, RandomSearch, RunSpec, Study, _random_samples,
-                          axis_value, resolve_key)
+from study.engine.studies.axes import axis_value, random_samples, resolve_key
+from study.engine.studies.errors import ConfigError
+from study.engine.studies.expansion import RunSpec, Study
+from study.engine.studies.study_schema import RandomAxis, RandomSearch
 
 ROUND = "search.round"
 DONE = ("finished", "diverged")
@@ -74,13 +76,11 @@ def extend(study: Study, stored: pd.DataFrame) -> list[RunSpec]:
 
 
 def _round(study: Study, number: int, search: RandomSearch) -> list[RunSpec]:
-    return [spec for point in _random_samples(search)
+    return [spec for point in random_samples(search)
             for spec in study.make_runs(point, study.seeds, {ROUND: number})]
 
 
 def _grid(search: RandomSearch) -> list[dict[str, Any]]:
-    from study.config import resolve_key
-
     side = round(search.samples ** (1 / len(search.axes)))
     values = []
     for axis in search.axes.values():
@@ -125,8 +125,6 @@ def _ranked(specs: list[RunSpec], stored: pd.DataFrame, search) -> list[dict[str
 def _narrowed(search: RandomSearch, ranked: list[dict[str, Any]], keep: float,
               last: int) -> RandomSearch:
     """Round last+1's axes: the span of the best `keep` share of round `last`'s points."""
-    from study.config import resolve_key
-
     best = ranked[:max(2, math.ceil(keep * len(ranked)))]
     axes = {}
     for key, axis in search.axes.items():

@@ -12,9 +12,9 @@ exactly the update run r would get alone. Each run keeps its own initial weights
 history, metrics and divergence.
 
 Only full-batch runs are packed (every step sees the whole training split, in order, for every
-seed: `train.batch_plan`), on TensorFlow, without the options that couple weights or draw
+seed: `batches.batch_plan`), on TensorFlow, without the options that couple weights or draw
 per-step randomness (batch norm, dropout, residual blocks, regularizers, constraints, norm
-clipping, early stopping). Everything else goes through `train.train_run`; `packable` decides.
+clipping, early stopping). Everything else goes through `run.train_run`; `packable` decides.
 
 Exactness: a packed run's record equals the one `train_run` writes up to float32 rounding
 (tests/test_packed.py). Bit for bit, a run's numbers depend on its pack, because vectorised
@@ -33,10 +33,16 @@ from typing import Any
 import keras
 import numpy as np
 
-from study import memory, models, registry
-from study import train as single
-from study.config import RunSpec
-from study.store import RunRecord, now_iso
+from study import registry
+from study.engine.studies import components
+from study.engine.results.store import RunRecord, now_iso
+from study.engine.studies.expansion import RunSpec
+from study.engine.training import memory, models
+from study.engine.training.datasets import load_dataset
+from study.engine.training.environment import enable_determinism
+from study.engine.training.fit import current_learning_rate, history_metrics
+from study.engine.training.probes import add_accuracy_gap, decision_boundaries
+from study.engine.training.run import blank_record, train_run
 
 _COUPLING_OPTIMIZER_ARGS = ("clipnorm", "global_clipnorm")
 
@@ -49,7 +55,12 @@ def packable(spec: RunSpec) -> bool:
         return False
     m, t = c.model, c.training
     n_train = 4 if c.data.dataset == "xor" else c.data.cloud_points
-    return (t.batch_size >= n_train and not m.batch_norm and m.dropout == 0 and not m.residual
+    # The packed network is the shorthand's affine -> activation stack of registry components:
+    # a layer list, arguments of layers, or your own code take the plain path.
+    plain = (m.layers is None and not m.activation_args
+             and not components.fingerprints(spec.config))
+    return (plain and t.batch_size >= n_train and not m.batch_norm and m.dropout == 0
+            and not m.residual
             and m.regularizer is None and m.constraint is None and t.early_stopping is None
             and t.ensemble == 1 and not t.record_gradients
             and not any(t.optimizer_args.get(k) for k in _COUPLING_OPTIMIZER_ARGS))
@@ -71,7 +82,7 @@ def packs(specs: list[RunSpec]) -> list[list[RunSpec]]:
 def train_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
     """Train the runs of one configuration together; one record each, in the order given."""
     if not packable(specs[0]):
-        return [single.train_run(spec, data_dir) for spec in specs]
+        return [train_run(spec, data_dir) for spec in specs]
     # A packable run alone still takes this path, so its result does not depend on how the
     # runs were split among jobs.
     if len(specs) == 1:
@@ -80,14 +91,14 @@ def train_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
         # on how many runs shared its pack.
         return train_pack([specs[0], specs[0]], data_dir)[:1]
     start = time.perf_counter()
-    records = [single.blank_record(spec) for spec in specs]
+    records = [blank_record(spec) for spec in specs]
     try:
         with memory.released_after_run():
             _train_pack(specs, records, start)
     except Exception:
         # One run's problem (a bad initializer argument, say) must not fail the others: each
         # run trains alone, and fails alone if it must.
-        return [single.train_run(spec, data_dir) for spec in specs]
+        return [train_run(spec, data_dir) for spec in specs]
     finished_at, share = now_iso(), (time.perf_counter() - start) / len(specs)
     for record in records:
         record.finished_at, record.wall_time = finished_at, share
@@ -104,7 +115,7 @@ class _Network:
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             # The initial weights train_run's model would get: the same seeded initializers.
             dtype = keras.config.floatx()
-            kernels = [models._initializer(m, spec.seed, i)(shape=(fan_in, fan_out), dtype=dtype)
+            kernels = [models.initializer(m, spec.seed, i)(shape=(fan_in, fan_out), dtype=dtype)
                        for spec in specs]
             bias = registry.create("initializer", m.bias_initializer)(shape=(fan_out,),
                                                                        dtype=dtype)
@@ -163,7 +174,7 @@ class _StackedAffine(keras.layers.Layer):
 
 
 def _per_run_loss_and_accuracy(loss: str, y, outputs):
-    """Per-run mean loss and accuracy, each (R,), as `models._loss_and_metric` computes them.
+    """Per-run mean loss and accuracy, each (R,), as `models.loss_and_metric` computes them.
 
     outputs: (runs, batch, units) logits; y: (batch,) integer labels.
     """
@@ -193,8 +204,8 @@ def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) ->
     import tensorflow as tf
 
     first = specs[0].run_config
-    single.enable_determinism()
-    dataset = single.load_dataset(first, 0)
+    enable_determinism()
+    dataset = load_dataset(first, 0)
     t = first.training
     outputs = 1 if t.loss == "binary_cross_entropy" else dataset.num_classes
     network = _Network(specs, dataset.input_shape[0], outputs)
@@ -239,7 +250,7 @@ def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) ->
     for epoch in range(epochs):
         loss, accuracy = (np.asarray(v, np.float64) for v in train_epoch())
         val_loss, val_accuracy = (np.asarray(v, np.float64) for v in evaluate(val_x, val_y))
-        learning_rate = single._current_learning_rate(optimizer)
+        learning_rate = current_learning_rate(optimizer)
         elapsed = time.perf_counter() - start
         for index in range(len(specs)):
             if not live[index]:
@@ -257,7 +268,7 @@ def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) ->
     for name in ("train", "validation", "test") if t.evaluate_test else ("train", "validation"):
         final["val" if name == "validation" else name] = [
             np.asarray(v, np.float64) for v in evaluate(*split(name))]
-    boundaries = (single.decision_boundaries(lambda points: network(points))
+    boundaries = (decision_boundaries(lambda points: network(points))
                   if first.data.dataset == "xor_cloud" else None)
     params = sum(int(np.prod(v.shape[1:])) for v in variables)
     for index in range(len(specs)):
@@ -275,10 +286,10 @@ def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) ->
 
 def _metrics(rows, diverged: bool, params: int, final: dict[str, tuple[float, float]]):
     """The metrics `train._final_metrics` computes, from the pack's per-run numbers."""
-    metrics = single.history_metrics(rows, diverged, params)
+    metrics = history_metrics(rows, diverged, params)
     if diverged:
         return metrics
     for name, (loss, accuracy) in final.items():
         metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = loss, accuracy
-    single.add_accuracy_gap(metrics)
+    add_accuracy_gap(metrics)
     return metrics

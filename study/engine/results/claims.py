@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study import results, stats
-from study.config import Claim, Study, selects
-from study.store import Store, now_iso
+from study import results
+from study.engine.results import stats
+from study.engine.results.store import Store, now_iso
+from study.engine.studies.expansion import Study, selects
+from study.engine.studies.study_schema import Claim
 
 
 def evaluate(study: Study, runs: pd.DataFrame) -> list[dict[str, Any]]:

@@ -1,0 +1,242 @@
+"""Study files -> runs: read a study file, validate it whole, expand its axes into keyed runs.
+
+A study file (TOML, one per study in `experiments/`) holds a base run configuration in three
+sections, `[data]`, `[model]` and `[training]`, and the axes that vary it:
+
+- `[grid]`: every combination of the listed values (`optimizer = ["sgd", "adam"]`);
+- `[zip]`: lists of equal length varied together, not crossed (arm i takes value i of each);
+- `[random]`: `samples` draws of values uniform or log-uniform in a range, seeded;
+- `seeds`: how many seeds (or which) every combination runs with;
+- `[quick]`: overrides that `--quick` applies to shrink the study to a smoke run.
+
+Every value is validated before anything trains, and every problem of a file is reported at
+once as `file: key.path: what is wrong; what is allowed`. With `light=True` (the report's
+re-reading of stored study files) components are checked by name only: nothing is imported.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from study.engine.studies import axes, components, limits
+from study.engine.studies.errors import ConfigError, messages, non_finite_numbers
+from study.engine.studies.identity import label, run_key
+from study.engine.studies.quick import apply_quick
+from study.engine.studies.resolved import validated_config, with_overrides
+from study.engine.studies.run_schema import RunConfig
+from study.engine.studies.study_schema import (Claim, RandomSearch, ReportSpec, Search,
+                                               StudyFile)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a study: a resolved configuration and a seed, keyed by their hash.
+
+    `config` is the resolved configuration as JSON data (stored, hashed); `run_config` the same,
+    validated once when the spec is made (all seeds of an arm share it)."""
+
+    study: str
+    key: str
+    seed: int
+    arm: str  # the varied values, e.g. "optimizer=adam, learning_rate=0.001"
+    overrides: dict[str, Any]
+    config: dict[str, Any]
+    run_config: RunConfig = field(compare=False, repr=False, default=None)
+
+
+def make_specs(study: str, resolved: dict[str, Any], seeds: list[int], arm: str,
+               overrides: dict[str, Any]) -> list[RunSpec]:
+    run_config = RunConfig.model_validate(resolved, context={"light": True})
+    code = components.fingerprints(resolved)
+    return [RunSpec(study, run_key(study, resolved, seed, code), seed, arm, overrides, resolved,
+                    run_config) for seed in seeds]
+
+
+@dataclass
+class Study:
+    name: str
+    question: str
+    about: str
+    source: str
+    runs: list[RunSpec] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+    # A search's later stages are made from stored results (studies.search), with these:
+    search: Search | None = None
+    random: RandomSearch | None = None
+    base: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+    background: str = ""
+    report: ReportSpec = field(default_factory=ReportSpec)
+    definition: dict[str, Any] = field(default_factory=dict)  # the file as read (for the store)
+    quick: bool = False
+    light: bool = False
+
+    def make_runs(self, overrides: dict[str, Any], seeds: list[int],
+                  marks: dict[str, Any] | None = None) -> list[RunSpec]:
+        """The runs of one combination (axis path -> value); `marks` label them without
+        changing their configuration (a search's round)."""
+        problems: list[str] = []
+        resolved = validated_config(with_overrides(self.base, overrides), "", problems,
+                                    light=self.light)
+        if resolved is None:
+            raise ConfigError(self.source, problems)
+        shown = {**(marks or {}), **overrides}
+        return make_specs(self.name, resolved, seeds, label(shown), shown)
+
+
+def load_study(path: str | Path, *, quick: bool = False, light: bool = False) -> Study:
+    """Read, validate and expand a study file; raise ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, ["no such file"]) from None
+    except IsADirectoryError:
+        raise ConfigError(path, ["is a folder, not a study file"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(path, [f"cannot read the file: {error}"]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(path, [f"not valid TOML: {error}"]) from None
+    return expand(raw, source=path, quick=quick, light=light)
+
+
+def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool = False,
+           light: bool = False) -> Study:
+    problems = non_finite_numbers(raw)
+    try:
+        spec = StudyFile.model_validate(raw)
+    except ValidationError as error:
+        problems += messages(error, StudyFile)
+        raise ConfigError(source, problems + _base_problems(raw, problems, light)) from None
+    if problems:  # an infinite number: the checks below would judge infinity
+        raise ConfigError(source, problems)
+    base = {"task": spec.task, "data": spec.data, "model": spec.model}
+    if spec.training is not None:
+        base["training"] = spec.training
+    grid, zipped = dict(spec.grid), dict(spec.zip)
+    seeds, random_search, late = spec.seeds, spec.random, {}
+    # [quick] is checked on every load, so a broken smoke configuration is found before it is used.
+    shrunk = apply_quick(spec, dict(grid), dict(zipped), source)
+    if quick:
+        seeds, grid, zipped, random_search, late = shrunk
+    limits.check_run_count(source, seeds, grid, zipped, random_search)
+
+    resolved_axes = axes.check_axes(base, grid, zipped, random_search, problems, light)
+    if problems:
+        # Report the base configuration's own problems too, outside the axes' paths.
+        axis_paths = [axes.safe_resolve(k) for k in [*grid, *zipped]]
+        first_values = {p: v[0] for p, v in zip(axis_paths, [*grid.values(), *zipped.values()])
+                        if p}
+        base_problems: list[str] = []
+        validated_config(with_overrides(base, first_values), "", base_problems, light=light)
+        problems += [m for m in base_problems if not any(
+            m.startswith(p + ":") or m.startswith(p + ".") for p in first_values)]
+        raise ConfigError(source, problems)
+
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    search = spec.search
+    if quick and search is not None and "search.final_seeds" in spec.quick:
+        search = search.model_copy(update={"final_seeds": spec.quick["search.final_seeds"]})
+    study = Study(spec.name, spec.question, spec.about, str(source), claims=list(spec.claims),
+                  search=search, random=random_search,
+                  base=with_overrides(base, late) if late else base, seeds=seed_list,
+                  background=spec.background, report=spec.report, definition=raw, quick=quick,
+                  light=light)
+    if spec.search is not None:
+        from study.engine.studies import search as searching
+
+        study.runs = searching.first_stage(study)
+        problems = check_claims(study)
+        if problems:
+            raise ConfigError(source, problems)
+        return study
+    failures: dict[str, list[str]] = {}  # message -> the combinations it occurs in
+    combinations = list(axes.combinations(resolved_axes, zipped, random_search))
+    for overrides in combinations:
+        name = label(overrides) or "base"
+        combination_problems: list[str] = []
+        resolved = validated_config(with_overrides(base, {**overrides, **late}), "",
+                                    combination_problems, light=light)
+        combination_problems += [] if resolved is None or light else limits.memory_problems(
+            resolved)
+        for message in combination_problems:
+            failures.setdefault(message, []).append(name)
+        if resolved is not None and not combination_problems:
+            study.runs += make_specs(spec.name, resolved, seed_list, name, overrides)
+    for message, names in failures.items():
+        # A problem of every combination is the base configuration's; name the others.
+        problems.append(message if len(names) == len(combinations)
+                        else f"combination {names[0]}: {message}")
+    if quick:
+        # Claims are checked against the full study; the quick form keeps those whose arms it
+        # still runs (a smoke run need not run every arm).
+        expand(raw, source=source, light=light)
+        study.claims = [c for c in study.claims if not check_claims(
+            Study(study.name, "", "", "", study.runs, [c]))]
+    else:
+        problems += check_claims(study)
+        problems += check_names(study)
+    if problems:
+        raise ConfigError(source, problems)
+    return study
+
+
+def _base_problems(raw: dict[str, Any], reported: list[str], light: bool) -> list[str]:
+    """When the study file's own keys are wrong, the problems of its run sections too (minus
+    the axes' settings, which the axes would set): a file's problems come all at once."""
+    if not isinstance(raw.get("data"), dict):
+        return []
+    base = {k: raw[k] for k in ("task", "data", "model", "training") if k in raw}
+    axis_keys = [k for section in ("grid", "zip") if isinstance(raw.get(section), dict)
+                 for k in raw[section]]
+    paths = [p for p in map(axes.safe_resolve, axis_keys) if p]
+    found: list[str] = []
+    validated_config(base, "", found, light=light)
+    return [m for m in found if m not in reported
+            and not any(m.startswith(p + ":") or m.startswith(p + ".") for p in paths)]
+
+
+def check_names(study: Study) -> list[str]:
+    """Every `[report.names]` key must be the automatic name of one of the study's arms."""
+    from study.engine.studies.identity import arm_name
+
+    arms = list(dict.fromkeys(arm_name(spec.overrides) for spec in study.runs))
+    return [f"report.names: {key!r} is not the name of an arm; the arms are: {'; '.join(arms)}"
+            for key in study.report.names if key not in arms]
+
+
+def check_claims(study: Study) -> list[str]:
+    """Every claim's arms must each select exactly one combination of the study's axes."""
+    problems, ids = [], set()
+    arms = {spec.arm: spec.overrides for spec in study.runs}
+    for i, claim in enumerate(study.claims):
+        if claim.id in ids:
+            problems.append(f"claims[{i}].id: {claim.id!r} is used twice")
+        ids.add(claim.id)
+        for side in ("arm", "baseline"):
+            selector = getattr(claim, side)
+            if selector is None:
+                continue
+            if study.search is not None:
+                if selector != {"round": "final"}:
+                    problems.append(f"claims[{i}].{side}: in a search, claims select the "
+                                    f"chosen setting: {{ round = \"final\" }}")
+                continue  # the final stage exists once the rounds have run
+            matches = [name for name, overrides in arms.items()
+                       if selects(selector, overrides)]
+            if len(matches) != 1:
+                found = "no arm" if not matches else f"{len(matches)} arms ({'; '.join(matches)})"
+                problems.append(f"claims[{i}].{side}: {selector!r} selects {found}; it must "
+                                f"select exactly one of: {'; '.join(arms)}")
+    return problems
+
+
+def selects(selector: dict[str, Any], overrides: dict[str, Any]) -> bool:
+    """Does an arm (its axis values) match a claim's selector (axis name -> value)?"""
+    by_name = {path.split(".")[-1]: value for path, value in overrides.items()}
+    return all(key in by_name and by_name[key] == value for key, value in selector.items())

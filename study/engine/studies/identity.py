@@ -1,0 +1,79 @@
+"""A run's identity and its name: the run key, and the arm's label for people.
+
+The key is a hash of everything a run depends on: the engine's version, the study, the seed,
+the resolved configuration and, when the run names your own components, the fingerprints of
+their source files. Settings added after results were first stored are left out of the
+configuration while at their default (`ADDED_LATER`), so adding a setting never changes the key
+of a run that predates it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+# Part of every run key: bump it when a change to the engine changes what a run computes, so
+# that stored results of the old engine are not mistaken for the new one's.
+ENGINE_VERSION = 2  # 2: full-batch steps in data order; train_* metrics on <= 10,000 samples
+
+ADDED_LATER = {("task",): "train", ("model", "use_bias"): True, ("data", "n_points"): 1000,
+               ("data", "dim"): 100, ("data", "start"): [-7.0, 2.0], ("data", "start_jitter"): 0.0,
+               ("data", "target"): "digit", ("training", "augment_shift"): 0,
+               ("training", "ensemble"): 1, ("training", "record_gradients"): False,
+               ("training", "history_validation_size"): None,
+               ("model", "activation_args"): {}, ("model", "dropout_args"): {},
+               ("model", "batch_norm_args"): {}, ("model", "residual_args"): {},
+               ("model", "layers"): None}
+
+
+def without_later_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    for path, default in ADDED_LATER.items():
+        *parents, last = path
+        node = config
+        for part in parents:
+            node = node.get(part) or {}
+        if node.get(last, object()) == default:
+            del node[last]
+    if config.get("training", ...) is None:
+        del config["training"]
+    return config
+
+
+def run_key(study: str, config: dict[str, Any], seed: int,
+            code: dict[str, str] | None = None) -> str:
+    """`code`: own component -> fingerprint of its source (only when the run names one)."""
+    payload = {"engine": ENGINE_VERSION, "study": study, "seed": seed, "config": config}
+    if code:
+        payload["code"] = code
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def label(overrides: dict[str, Any]) -> str:
+    """A run's arm as stored: "axis=value" pairs in the order of the study file."""
+    return ", ".join(f"{path.split('.')[-1]}={short(value)}" for path, value in overrides.items())
+
+
+def arm_name(overrides: dict[str, Any]) -> str:
+    """An arm's name for people (the report's tables and legends): strings bare, argument
+    tables as "k=v" pairs (left out when empty), other values as "axis=value".
+    `[report.names]` can replace it with a shorter one."""
+    parts = []  # in sorted order: a study file and its stored copy (sorted keys) agree
+    for path, value in sorted(overrides.items()):
+        if isinstance(value, dict):
+            if value:
+                parts.append(" ".join(f"{k}={short(v)}" for k, v in sorted(value.items())))
+        elif isinstance(value, str):
+            parts.append(value)
+        else:
+            parts.append(f"{path.split('.')[-1]}={short(value)}")
+    return ", ".join(parts) or "base"
+
+
+def short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)

@@ -1,0 +1,126 @@
+"""The hidden stack of a model as a list of layers, written out or from the shorthands.
+
+`[model] layers = [{ layer = "affine", units = 100 }, { layer = "batch_norm", momentum = 0.9 },
+{ layer = "relu" }, ...]` builds any stack, in order, of the registry's layers and
+activations, Keras's (`"keras.layer_normalization"`) and your own (`"package.module:Class"`);
+every key but `layer` is an argument of the layer's constructor. The network's output layer
+(an affine map to the classes, and the softmax of an MSE loss) follows the stack.
+
+The shorthands `hidden`, `activation`, `batch_norm`, `dropout`, `residual` (and their `*_args`)
+expand to such a list, `[affine (or residual) -> (batch_norm) -> activation -> (dropout)] x n`
+(`from_model`), which the model builder reads either way; a run written with the shorthands
+keeps its run key.
+
+The builder fills in what a layer's position decides: each weight layer (`affine`,
+`keras.affine`, `residual`) opens block i and takes the model's initializer seeded by the run's
+seed and i, its bias initializer, regularizer, constraint and `use_bias`; a layer that takes a
+`seed` (dropout) gets one from the run's seed and its block; names are `<kind>_<i + 1>`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from study import registry
+from study.engine.studies import components
+
+SHORTHANDS = ("hidden", "batch_norm", "batch_norm_args", "dropout", "dropout_args", "residual",
+              "residual_args")
+WEIGHT_LAYERS = ("affine", "keras.affine", "residual")
+
+
+def from_model(model) -> list[dict[str, Any]]:
+    """The model's hidden stack as layer entries (`{"layer": name, **arguments}`)."""
+    if model.layers is not None:
+        return [dict(entry) for entry in model.layers]
+    normalization = {True: "batch_norm", "keras": "keras.batch_norm"}.get(model.batch_norm,
+                                                                          model.batch_norm)
+    entries = []
+    for i, units in enumerate(model.hidden):
+        if model.residual and i > 0:
+            entries.append({"layer": "residual", **model.residual_args})
+        else:
+            entries.append({"layer": "affine", "units": units})
+        if model.batch_norm:
+            entries.append({"layer": normalization, **model.batch_norm_args})
+        entries.append({"layer": model.activation, **model.activation_args})
+        if model.dropout > 0:
+            entries.append({"layer": "dropout", "rate": model.dropout, **model.dropout_args})
+    return entries
+
+
+def arguments(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "layer"}
+
+
+def kind_of(name: str, *, build: bool = True) -> str:
+    """"layer" or "activation": which kind of component a layer entry's name is."""
+    for kind in ("layer", "activation"):
+        if not components.is_own(name) and registry.known(kind, name):
+            return kind
+    if not (components.is_own(name) or name.startswith(registry.KERAS_PREFIX)):
+        raise registry.UnknownComponentError("layer or activation", name, _suggest(name))
+    if not build:
+        return "layer"
+    if components.is_own(name):
+        target = components.component_class("activation", name)  # a Layer class or a function
+        return "layer" if isinstance(target, type) else "activation"
+    try:
+        components.component_class("layer", name)
+        return "layer"
+    except ValueError:
+        components.component_class("activation", name)
+        return "activation"
+
+
+def check_entries(entries: list[Any], *, build: bool) -> None:
+    """The form of a layer list: each entry a table with a known `layer` (and `units` where
+    needed). Raises ValueError naming the entry."""
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("layer"), str):
+            raise ValueError(f"[{i}]: each entry is a table with a `layer` name, e.g. "
+                             f"{{ layer = \"affine\", units = 100 }}; got {entry!r}")
+        name = entry["layer"]
+        try:
+            kind = kind_of(name, build=build)
+            if components.is_own(name):
+                components.check_name(kind, name, build=build)
+        except ValueError as error:
+            raise ValueError(f"[{i}]: {error}") from None
+        if name in ("affine", "keras.affine"):
+            units = entry.get("units")
+            if not (isinstance(units, int) and not isinstance(units, bool) and units > 0):
+                raise ValueError(f"[{i}]: {name} needs `units`, a positive integer; got "
+                                 f"{units!r}")
+        if "name" in entry:
+            raise ValueError(f"[{i}]: `name` is set by the engine (by position)")
+
+
+def check_arguments(model) -> None:
+    """Build every layer of the stack once with its arguments (ValueError naming the key)."""
+    if model.layers is None:
+        components.check_arguments("activation", model.activation, model.activation_args,
+                                   "activation_args")
+        checks = []
+        for entry in from_model(model)[:4]:  # one block holds every kind of the shorthands
+            key = {"batch_norm": "batch_norm_args", "keras.batch_norm": "batch_norm_args",
+                   "dropout": "dropout_args", "residual": "residual_args"}.get(entry["layer"])
+            if key is None and entry["layer"] == model.batch_norm:
+                key = "batch_norm_args"
+            if key is not None:
+                checks.append((entry, key))
+        if model.residual and len(model.hidden) > 1:
+            checks.append(({"layer": "residual", **model.residual_args}, "residual_args"))
+        for entry, key in checks:
+            components.check_arguments("layer", entry["layer"], arguments(entry), key)
+        return
+    for i, entry in enumerate(model.layers):
+        name = entry["layer"]
+        components.check_arguments(kind_of(name), name, arguments(entry), f"layers[{i}]")
+
+
+def _suggest(name: str) -> str | None:
+    candidates = registry.names("layer") + registry.names("activation")
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return close[0] if close else None

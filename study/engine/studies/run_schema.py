@@ -1,0 +1,272 @@
+"""The run configuration: what one run depends on (with its seed), and its validation.
+
+A run's `[data]`, `[model]` and `[training]` sections, each a strict schema: an unknown key is an
+error, never ignored. Component names are checked by `study.engine.studies.components`; with
+the validation context `{"light": True}` nothing is imported or built (the report re-reads
+stored study files that way), otherwise every component is built once with its arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt,
+                      PositiveFloat, PositiveInt, ValidationInfo, field_validator,
+                      model_validator)
+
+from study.engine.studies import components, layer_list
+
+
+class Strict(BaseModel):
+    # Unknown keys are errors: a misspelt key must never be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def building(info: ValidationInfo) -> bool:
+    """Validate fully (import and build components), unless the context asks for light."""
+    return not (info.context or {}).get("light", False)
+
+
+def _component(kind: str, *, optional: bool = False):
+    def check(cls, value, info: ValidationInfo):
+        if value is None and optional:
+            return value
+        return components.check_name(kind, value, build=building(info))
+    return classmethod(check)
+
+
+def _none_is_null(value):
+    return None if value == "none" else value
+
+
+class Data(Strict):
+    dataset: Literal["xor", "xor_cloud", "mnist", "gaussian", "bowl", "anisotropic_bowl"]
+    # A subset of the training split: the first n_train (as the book does), or, with
+    # subset = "random", a sample drawn by the run's seed (the same in every arm of a seed).
+    n_train: PositiveInt | None = None
+    subset: Literal["first", "random"] = "first"
+    cloud_points: PositiveInt = 400
+    cloud_noise: NonNegativeFloat = 0.15
+    # "gaussian": n_points inputs of dim standard-normal features (DLFS's histogram input).
+    n_points: PositiveInt = 1000
+    dim: PositiveInt = 100
+    # "bowl" f = x^2 + y^2 and "anisotropic_bowl" f = x^2/20 + y^2 (DLFS 6.1): the start of the
+    # path, moved by N(0, start_jitter^2) per coordinate by the run's seed (0: the same start).
+    start: list[float] = Field(default_factory=lambda: [-7.0, 2.0], min_length=2, max_length=2)
+    start_jitter: NonNegativeFloat = 0.0
+    # What an MNIST network predicts, in every split: "digit" (ten classes); "parity", the
+    # digit % 2 (two classes, so binary_cross_entropy applies); "value", the digit as a number
+    # 0..9 (regression: one linear output, loss "mse", accuracy = the prediction rounds to it).
+    target: Literal["digit", "parity", "value"] = "digit"
+
+    @model_validator(mode="after")
+    def _subset_fits(self):
+        if self.dataset == "mnist" and self.n_train is not None and self.n_train > 50_000:
+            raise ValueError("n_train must be at most 50000 (the size of MNIST's train split)")
+        if self.dataset == "xor" and self.n_train is not None:
+            raise ValueError("n_train does not apply to 'xor' (four points)")
+        if self.target != "digit" and self.dataset != "mnist":
+            raise ValueError(f"target = {self.target!r} applies only to 'mnist' (its labels are "
+                             f"digits); {self.dataset!r} takes the default 'digit'")
+        return self
+
+
+
+class Model(Strict):
+    hidden: list[PositiveInt] = [100, 100, 100, 100]
+    activation: str = "relu"
+    activation_args: dict[str, Any] = {}
+    initializer: str = "he_normal"
+    initializer_args: dict[str, Any] = {}
+    bias_initializer: str = "zeros"
+    regularizer: str | None = None
+    regularizer_args: dict[str, Any] = {}
+    constraint: str | None = None
+    constraint_args: dict[str, Any] = {}
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    dropout_args: dict[str, Any] = {}
+    # true: study.layers.BatchNormalization; "keras": Keras's built-in, as a control; or your
+    # own layer, "package.module:ClassName"
+    batch_norm: bool | str = False
+    batch_norm_args: dict[str, Any] = {}
+    use_bias: bool = True
+    # Hidden layers after the first become ResidualBlocks (y = x + F(x)) of the first's width.
+    residual: bool = False
+    residual_args: dict[str, Any] = {}
+    # The hidden stack written out, e.g. [{ layer = "affine", units = 100 }, { layer = "relu" }]:
+    # instead of the shorthands above (study.engine.studies.layer_list).
+    layers: list[dict[str, Any]] | None = None
+
+    _activation = field_validator("activation")(_component("activation"))
+    _initializers = field_validator("initializer", "bias_initializer")(_component("initializer"))
+    # TOML has no null: "none" switches an optional component off (an axis value of the
+    # baseline arm in studies that compare regularizers).
+    _no_component = field_validator("regularizer", "constraint", mode="before")(_none_is_null)
+    _regularizer = field_validator("regularizer")(_component("regularizer", optional=True))
+    _constraint = field_validator("constraint")(_component("constraint", optional=True))
+
+    @field_validator("batch_norm")
+    @classmethod
+    def _batch_norm(cls, value, info: ValidationInfo):
+        if isinstance(value, bool) or value == "keras":
+            return value
+        if not components.is_own(value):
+            raise ValueError(f"{value!r} is not allowed: give true (ours), \"keras\" (Keras's "
+                             f"built-in) or your own layer as \"package.module:ClassName\"")
+        return components.check_name("layer", value, build=building(info))
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, entries, info: ValidationInfo):
+        if entries is not None:
+            layer_list.check_entries(entries, build=building(info))
+        return entries
+
+    @model_validator(mode="after")
+    def _arguments_accepted(self, info: ValidationInfo):
+        switches = {"regularizer_args": self.regularizer, "constraint_args": self.constraint,
+                    "dropout_args": self.dropout, "batch_norm_args": self.batch_norm,
+                    "residual_args": self.residual}
+        for key, switch in switches.items():
+            if getattr(self, key) and not switch:
+                raise ValueError(f"{key} given but {key.removesuffix('_args')} is not set")
+        reserved = {"dropout_args": ("rate", "seed", "name"), "batch_norm_args": ("name",),
+                    "activation_args": ("name",), "residual_args": ("name",)}
+        for key, names in reserved.items():
+            taken = [n for n in names if n in getattr(self, key)]
+            if taken:
+                raise ValueError(f"{key}: {', '.join(map(repr, taken))} is set by the engine "
+                                 f"(the rate by `dropout`, seeds from the run's seed, names by "
+                                 f"position)")
+        if self.layers is not None:
+            # Judged by value, not by presence: a resolved (dumped) configuration spells
+            # every default out and must validate again.
+            given = [k for k in layer_list.SHORTHANDS
+                     if getattr(self, k) != type(self).model_fields[k].get_default(
+                         call_default_factory=True)]
+            if given:
+                raise ValueError(f"layers: give either layers or the shorthands "
+                                 f"{', '.join(layer_list.SHORTHANDS)}; got both ({', '.join(given)})")
+        if self.residual and self.layers is None and len(set(self.hidden)) > 1:
+            raise ValueError(f"residual = true needs hidden layers of one width (the shortcut "
+                             f"is the identity); got hidden = {self.hidden}")
+        if not building(info):
+            return self
+        components.check_arguments("initializer", self.initializer, self.initializer_args,
+                                   "initializer_args")
+        if self.regularizer is not None:
+            components.check_arguments("regularizer", self.regularizer, self.regularizer_args,
+                                       "regularizer_args")
+        if self.constraint is not None:
+            components.check_arguments("constraint", self.constraint, self.constraint_args,
+                                       "constraint_args")
+        layer_list.check_arguments(self)
+        return self
+
+
+class EarlyStopping(Strict):
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    patience: PositiveInt = 10
+    restore_best_weights: bool = True
+
+
+class Schedule(Strict):
+    """Learning-rate schedule: lr(step) for the Keras schedule of the same name."""
+
+    kind: Literal["constant", "exponential", "step", "inverse_time", "cosine"] = "constant"
+    decay_steps: PositiveInt = 1000
+    decay_rate: float = Field(0.5, gt=0.0)
+
+
+class Training(Strict):
+    optimizer: str = "sgd"
+    learning_rate: PositiveFloat = 0.01
+    optimizer_args: dict[str, Any] = {}
+    loss: Literal["cross_entropy", "binary_cross_entropy", "mse"] = "cross_entropy"
+    batch_size: PositiveInt = 100
+    # Exactly one of epochs (passes over the training split) or steps (optimizer updates).
+    epochs: PositiveInt | None = None
+    steps: PositiveInt | None = None
+    # Steps between two history rows when training by steps (default: one pass of the data).
+    log_every: PositiveInt | None = None
+    early_stopping: EarlyStopping | None = None
+    schedule: Schedule = Field(default_factory=Schedule)
+    evaluate_test: bool = True
+    # Data augmentation (MNIST): every training sample of every step moves by (dy, dx) drawn
+    # uniformly from the integers in [-k, k], zero-filled; 0 leaves the images alone.
+    augment_shift: NonNegativeInt = 0
+    # Members trained one after another (seeds in `train.member_seed`); the final metrics are
+    # those of their averaged prediction.
+    ensemble: PositiveInt = 1
+    # Before training: per-layer norms of the loss's gradient on the first batch.
+    record_gradients: bool = False
+    # History rows (and early stopping) judge the first N validation samples (None: all of
+    # them); the final val_* metrics always use the whole validation split.
+    history_validation_size: PositiveInt | None = None
+
+    _no_early_stopping = field_validator("early_stopping", mode="before")(_none_is_null)
+    _optimizer = field_validator("optimizer")(_component("optimizer"))
+
+    @model_validator(mode="after")
+    def _one_length(self, info: ValidationInfo):
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError("set exactly one of epochs or steps")
+        if self.log_every is not None and self.steps is None:
+            raise ValueError("log_every applies only when training by steps")
+        if self.log_every is not None and self.steps % self.log_every:
+            raise ValueError(f"steps ({self.steps}) must be a multiple of log_every "
+                             f"({self.log_every})")
+        if building(info):
+            args = {"learning_rate": self.learning_rate, **self.optimizer_args}
+            components.check_arguments("optimizer", self.optimizer, args, "optimizer_args")
+        return self
+
+
+class RunConfig(Strict):
+    """Everything one run depends on (with the seed): hashed into its key.
+
+    task "train" (the default) trains the model; "activation_histograms" only runs the
+    initialised network forward on the data and records every hidden layer's activations
+    (DLFS 6.2.2), so it needs no [training] section.
+    """
+
+    task: Literal["train", "activation_histograms", "optimizer_path"] = "train"
+    data: Data
+    model: Model = Field(default_factory=Model)
+    training: Training | None = None
+
+    @model_validator(mode="after")
+    def _fits_task(self):
+        if self.task in ("train", "optimizer_path") and self.training is None:
+            raise ValueError(f"training: required key is missing (task {self.task!r} trains)")
+        functions = ("bowl", "anisotropic_bowl")
+        if (self.task == "optimizer_path") != (self.data.dataset in functions):
+            raise ValueError("task 'optimizer_path' goes with the data 'bowl' or "
+                             "'anisotropic_bowl', and those data with that task only")
+        if self.task == "train" and self.data.dataset == "gaussian":
+            raise ValueError("the 'gaussian' data has no labels: use it with task = "
+                             "'activation_histograms'")
+        d, t = self.data, self.training
+        if (t is not None and t.loss == "binary_cross_entropy" and d.dataset == "mnist"
+                and d.target != "parity"):
+            raise ValueError(f"binary_cross_entropy needs two classes; mnist has ten (with "
+                             f"target = {d.target!r}): set data.target = \"parity\" for two")
+        if t is not None and d.target == "value" and t.loss != "mse":
+            raise ValueError(f"target = 'value' is a regression: it needs training.loss = "
+                             f"'mse'; got {t.loss!r}")
+        if t is not None and t.augment_shift:
+            if d.dataset != "mnist":
+                raise ValueError(f"augment_shift shifts images: it applies only to 'mnist', "
+                                 f"not {d.dataset!r}")
+            if t.augment_shift >= 28:
+                raise ValueError(f"augment_shift ({t.augment_shift}) must be below 28, the side "
+                                 f"of an MNIST image")
+        if t is not None and self.task != "train":
+            for name, value in (("ensemble", t.ensemble > 1),
+                                ("record_gradients", t.record_gradients)):
+                if value:
+                    raise ValueError(f"training.{name} applies only to task 'train', not "
+                                     f"{self.task!r}")
+        return self
+
+

@@ -1,0 +1,169 @@
+"""The study file's own keys: axes of random search, the search, claims, report and seeds.
+
+The run settings (`[data]`, `[model]`, `[training]`) are `run_schema`'s; this schema checks the
+rest of the file and leaves those sections as tables, validated once the axes are applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
+
+from study.engine.studies.run_schema import Strict
+
+
+class RandomAxis(Strict):
+    low: float
+    high: float
+    scale: Literal["linear", "log"] = "linear"
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _range(self):
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.scale == "log" and self.low <= 0:
+            raise ValueError(f"a log scale needs low > 0; got {self.low}")
+        return self
+
+
+class RandomSearch(Strict):
+    samples: PositiveInt
+    seed: int = 0
+    axes: dict[str, RandomAxis]
+
+
+class Search(Strict):
+    """Random search in rounds (DLFS 6.5.3), see study.search: `[random]` is round 1."""
+
+    metric: str = "val_accuracy"
+    higher_is_better: bool = True
+    rounds: PositiveInt = 2
+    keep: float = Field(0.2, gt=0.0, le=1.0)  # the best share of a round sets the next ranges
+    final_seeds: PositiveInt = 5  # the chosen setting, trained again with the test set on
+    # A grid of the same budget over round 1's ranges, for comparison (samples = k ** axes).
+    compare_grid: bool = False
+    # Settings of a control twin of the final stage, e.g. { optimizer = "keras.sgd" }: the
+    # chosen point trained again with Keras's built-ins (marked round = "control").
+    control: dict[str, Any] = {}
+
+
+class Claim(Strict):
+    """A sentence of the notes, the metric that tests it, the arms, and the test.
+
+    kinds: `better` (arm beats baseline seed by seed: paired one-sided Wilcoxon, Holm-corrected
+    across the study's claims, Vargha-Delaney A12); `rate` (the share of seeds whose metric
+    reaches `threshold` is at most / at least a bound: Wilson 95% interval); `below` / `above`
+    (the arm's metric lies below / above `value`: one-sample one-sided Wilcoxon, Holm).
+    Arms are selected by their axis values, e.g. `arm = { optimizer = "adam" }`.
+    """
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    text: str
+    kind: Literal["better", "rate", "below", "above"]
+    metric: str
+    arm: dict[str, Any]
+    baseline: dict[str, Any] | None = None
+    higher_is_better: bool = True
+    threshold: float | None = None
+    at_most: float | None = Field(None, ge=0, le=1)
+    at_least: float | None = Field(None, ge=0, le=1)
+    value: float | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self):
+        needs = {"better": ["baseline"], "rate": ["threshold"], "below": ["value"],
+                 "above": ["value"]}[self.kind]
+        missing = [f for f in needs if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.kind!r} claim needs {', '.join(missing)}")
+        if self.kind == "rate" and (self.at_most is None) == (self.at_least is None):
+            raise ValueError("a 'rate' claim needs exactly one of at_most or at_least")
+        return self
+
+
+# The figures a study page can draw (study.report.figures.FIGURES has one function each).
+FIGURE_KINDS = ("curves", "final", "heatmap", "histograms", "boundaries", "paths", "gradients",
+                "search")
+
+
+class Figure(Strict):
+    """One figure of the study's report page. Axis names (`x`, `hue`, `col`, `row`) are the
+    study's varied settings by their last name (`optimizer`, `batch_norm`), or "arm"."""
+
+    kind: Literal[FIGURE_KINDS]
+    metric: str = "val_accuracy"  # a final metric, or for "curves" a history column
+    # heatmap: the share of runs with metric >= threshold (diverged runs count as misses)
+    # instead of the mean
+    threshold: float | None = None
+    x: str | None = None
+    y: str | None = None
+    hue: str | None = None
+    col: str | None = None
+    row: str | None = None
+    title: str = ""  # what to look at; a default is made from the kind and metric
+    # curves of "loss" / "accuracy": draw the validation twin too (dashed)
+    validation: bool = True
+
+
+class ReportSpec(Strict):
+    """`[report]`: the columns of the results table and the figures of the study's page."""
+
+    metrics: list[str] = ["val_accuracy", "val_loss"]
+    group_by: str = "name"  # the table's rows: one per arm, or per value of a setting ("round")
+    figures: list[Figure] = []
+    # Display names of arms: the automatic name (its varied values) -> a short one.
+    names: dict[str, str] = {}
+
+
+class StudyFile(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    question: str = ""
+    about: str = ""
+    background: str = ""  # what the technique is and why it matters, for the report
+    seeds: PositiveInt | list[NonNegativeInt] = 5
+    task: str = "train"
+    data: dict[str, Any]
+    model: dict[str, Any] = {}
+    training: dict[str, Any] | None = None
+    grid: dict[str, list[Any]] = {}
+    zip: dict[str, list[Any]] = {}
+    random: RandomSearch | None = None
+    quick: dict[str, Any] = {}
+    claims: list[Claim] = []
+    search: Search | None = None
+    report: ReportSpec = ReportSpec()
+
+    @model_validator(mode="after")
+    def _search_needs_random(self):
+        if self.search is not None and (self.random is None or self.grid or self.zip):
+            raise ValueError("search: a search samples its [random] axes; give [random] and "
+                             "no [grid] or [zip]")
+        if self.search is not None and self.search.compare_grid and self.random is not None:
+            side = round(self.random.samples ** (1 / len(self.random.axes)))
+            if side ** len(self.random.axes) != self.random.samples:
+                raise ValueError(f"search.compare_grid: random.samples ({self.random.samples}) "
+                                 f"must be a whole power of the number of axes "
+                                 f"({len(self.random.axes)}) for a grid of the same budget")
+        return self
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, seeds):
+        count_ok = isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > 0
+        list_ok = (isinstance(seeds, list) and seeds and len(set(seeds)) == len(seeds) and
+                   all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds))
+        if not (count_ok or list_ok):
+            raise ValueError(f"{seeds!r} is not allowed: give a number of seeds (> 0) or a "
+                             f"list of distinct seeds (integers >= 0)")
+        return seeds
+
+    @field_validator("grid", "zip")
+    @classmethod
+    def _non_empty(cls, axes):
+        for key, values in axes.items():
+            if not values:
+                raise ValueError(f"axis {key!r} has no values")
+        return axes
+

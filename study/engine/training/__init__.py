@@ -1,0 +1,15 @@
+"""A run -> a record, inside a worker.
+
+    run          train_run: one run's flow, never raising (failed / diverged records)
+    datasets     the run's data, shared across a worker's runs
+    models       the Keras network from the run's layer list, loss, optimizer
+    batches      the seeded batch plan, augmentation shifts, the tf.data pipeline
+    fit          fit on the plan, history rows, final metrics
+    probes       gradient norms per layer, decision boundaries, accuracy gap
+    ensemble     members trained one after another, scored by their mean prediction
+    tasks        activation histograms and optimizer paths (no classifier training)
+    packed       the seeds of a small full-batch arm in one compiled loop
+    reuse        what a worker keeps between runs (compiled models, datasets, tensors)
+    memory       what a run gives back when it ends
+    environment  versions, CPU, determinism, error descriptions
+"""

@@ -1,0 +1,88 @@
+"""What a run measures beyond its loss: gradient norms per layer, decision boundaries, the gap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from study.engine.training import models
+from study.layers import Affine, ResidualBlock
+
+
+def add_accuracy_gap(metrics: dict[str, Any]) -> None:
+    """`accuracy_gap` = train_accuracy - val_accuracy: how much the model overfits."""
+    if metrics.get("train_accuracy") is not None and metrics.get("val_accuracy") is not None:
+        metrics["accuracy_gap"] = metrics["train_accuracy"] - metrics["val_accuracy"]
+
+
+DECISION_GRID = 41  # points per axis over [-0.5, 1.5]^2: the four corners and their noise
+
+
+def decision_boundaries(logits_of, probabilities: bool = False) -> list[dict[str, Any]]:
+    """P(class 1) of each network on a grid over the plane, for decision-boundary pictures.
+
+    `logits_of(points)` returns logits of shape (networks, points, units) (or probabilities
+    already, with `probabilities`). Each result holds
+    the axes `x`, `y` and `probability[i][j]` at (x[j], y[i]), rounded to 3 decimals.
+    """
+    axis = np.linspace(-0.5, 1.5, DECISION_GRID, dtype=np.float32)
+    xx, yy = np.meshgrid(axis, axis)
+    logits = np.asarray(keras.ops.convert_to_numpy(
+        logits_of(np.stack([xx.ravel(), yy.ravel()], axis=1))), dtype=np.float64)
+    if probabilities:
+        p = logits[..., 1]
+    elif logits.shape[-1] == 1:
+        p = 1 / (1 + np.exp(-logits[..., 0]))
+    else:
+        z = np.exp(logits - logits.max(-1, keepdims=True))
+        p = (z / z.sum(-1, keepdims=True))[..., 1]
+    p = np.round(p.reshape(-1, DECISION_GRID, DECISION_GRID), 3)
+    return [{"x": axis.tolist(), "y": axis.tolist(), "probability": grid.tolist()} for grid in p]
+
+
+def gradient_norms(compiled: models.Compiled, x, y) -> list[dict[str, Any]]:
+    """`[{"layer": i, "name", "norm"}]`: ||dL/dW||_2 of each Affine layer's kernel W, in
+    network order (the output layer last); a ResidualBlock is one entry, the norm over both its
+    kernels, sqrt(||dL/dW1||^2 + ||dL/dW2||^2).
+
+    L is the training loss on (x, y): the compiled loss of `model(x, training=True)` (dropout
+    on, batch statistics) plus the weight penalties, as `fit` computes it. It is evaluated in a
+    `keras.StatelessScope`, so no weight, batch-norm statistic or dropout seed moves: training
+    afterwards is the same as without this call. Gradients by tf.GradientTape on TensorFlow,
+    jax.grad on JAX; other backends are refused.
+    """
+    model = compiled.model
+    layers = [(layer, [layer.kernel] if isinstance(layer, Affine)
+               else [layer.inner_1.kernel, layer.inner_2.kernel])
+              for layer in model.layers if isinstance(layer, (Affine, ResidualBlock))]
+    trainable = model.trainable_variables
+    position = {id(v): i for i, v in enumerate(trainable)}
+
+    def loss_of(values):
+        with keras.StatelessScope(state_mapping=list(zip(trainable, values))):
+            return model.compute_loss(x, y, model(x, training=True), training=True)
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        values = [tf.identity(v.value) for v in trainable]
+        with tf.GradientTape() as tape:
+            tape.watch(values)
+            loss = loss_of(values)
+        gradients = tape.gradient(loss, values)
+    elif backend == "jax":
+        import jax
+
+        gradients = jax.grad(loss_of)([v.value for v in trainable])
+    else:
+        raise NotImplementedError(f"record_gradients needs the tensorflow or jax backend, not "
+                                  f"{backend!r}")
+    norms = []
+    for i, (layer, kernels) in enumerate(layers, start=1):
+        squares = sum(np.sum(np.square(keras.ops.convert_to_numpy(
+            gradients[position[id(k)]]).astype(np.float64))) for k in kernels)
+        norms.append({"layer": i, "name": layer.name, "norm": float(np.sqrt(squares))})
+    return norms

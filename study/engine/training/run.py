@@ -1,0 +1,92 @@
+"""Train one run: data, model, fit with a seeded batch order, final metrics, a plain record.
+
+Reproducibility: the run's seed fixes the initial weights (see `study.models`), the dropout
+masks, the training subset (with `subset = "random"`), the batch order, which is drawn from
+`numpy.random.default_rng([seed, pass])` independently of the model, so every arm of one seed
+sees the same batches, and the shifts of data augmentation (`default_rng([seed, 5])`, as
+independent of the model). TensorFlow's op determinism is switched on, so the same config and
+seed give bit-identical metrics on the CPU.
+
+Options of a run beyond one plain fit: `training.ensemble` trains several members and scores
+their averaged prediction (`_ensemble`); `training.record_gradients` records the gradient's
+norm per layer before the first step (`gradient_norms`).
+
+A run never raises: an exception becomes a `failed` record with its message, and a loss that
+turns NaN or infinite stops the run as `diverged`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import keras
+
+from study.engine.results.store import RunRecord, now_iso
+from study.engine.studies.expansion import RunSpec
+from study.engine.studies.run_schema import RunConfig
+from study.engine.training import memory, reuse
+from study.engine.training.datasets import load_dataset
+from study.engine.training.ensemble import train_ensemble
+from study.engine.training.environment import describe_error, enable_determinism, versions
+from study.engine.training.fit import final_metrics, first_batch, fit_member, reused_member
+from study.engine.training.probes import add_accuracy_gap, decision_boundaries, gradient_norms
+from study.engine.training.tasks import activation_histograms, optimizer_path
+
+
+def train_run(spec: RunSpec, data_dir: str | Path | None = None) -> RunRecord:
+    start = time.perf_counter()
+    record = blank_record(spec)
+    try:
+        with memory.released_after_run():
+            train_config(spec.run_config, spec.seed, data_dir, record)
+    except Exception as error:  # one run's failure must not stop the grid
+        reuse.forget_models()
+        record.status = "failed"
+        record.error = describe_error(error)
+    record.finished_at = now_iso()
+    record.wall_time = time.perf_counter() - start
+    return record
+
+
+def blank_record(spec: RunSpec, error: str | None = None) -> RunRecord:
+    """The record of `spec` before it has run: status failed, started and finished now."""
+    now = now_iso()
+    return RunRecord(key=spec.key, study=spec.study, arm=spec.arm, seed=spec.seed,
+                     status="failed", config=spec.config, overrides=spec.overrides,
+                     started_at=now, finished_at=now, wall_time=0.0, error=error,
+                     versions=versions())
+
+
+def train_config(config: RunConfig, seed: int, data_dir, record: RunRecord) -> None:
+    enable_determinism()
+    keras.utils.set_random_seed(seed)
+    if config.task == "activation_histograms":
+        activation_histograms(config, seed, record)
+        return
+    if config.task == "optimizer_path":
+        optimizer_path(config, seed, record)
+        return
+    dataset = load_dataset(config, seed, data_dir)
+    t = config.training
+    compiled = reused_member(config, dataset, seed)
+    if t.record_gradients:
+        norms = gradient_norms(compiled, *first_batch(config, dataset, seed, compiled))
+        record.artifacts["gradient_norms"] = norms
+    history = fit_member(compiled, config, dataset, seed)
+
+    record.history = history.rows
+    record.status = "diverged" if history.diverged else "finished"
+    record.metrics = final_metrics(compiled, dataset, t.evaluate_test, history)
+    if t.record_gradients:
+        record.metrics.update({f"grad_norm_{g['layer']}": g["norm"] for g in norms})
+        # Below 1: the gradient shrinks on its way back to the first layer (vanishes).
+        record.metrics["grad_norm_first_over_last"] = (norms[0]["norm"] / norms[-1]["norm"]
+                                                       if norms[-1]["norm"] else None)
+    if config.data.dataset == "xor_cloud" and not history.diverged:
+        record.artifacts["decision_boundary"] = decision_boundaries(
+            lambda points: compiled.model.predict(points, verbose=0)[None],
+            probabilities=t.loss == "mse")[0]  # the MSE model ends in its softmax
+    if t.ensemble > 1 and not history.diverged:  # last: the members may reuse compiled's model
+        train_ensemble(config, dataset, seed, compiled, record)
+    add_accuracy_gap(record.metrics)

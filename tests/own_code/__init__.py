@@ -1,0 +1,1 @@
+"""Components the engine has never seen, for tests/test_own_components.py."""
