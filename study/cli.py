@@ -100,8 +100,9 @@ def _run(args: argparse.Namespace) -> int:
                  else f"{jobs} job(s)")
         print(f"study: {len(plan.pending)} runs to do, {plan.skipped} already stored "
               f"(skipped), {where}, results in {args.db}", file=sys.stderr)
-        summary = runner.execute(plan, store, executor, runner.Progress(len(plan.pending),
-                                                                        executor.jobs))
+        progress = runner.Progress(plan.pending, executor.jobs,
+                                   stored=store.wall_times(s.name for s in plan.studies))
+        summary = runner.execute(plan, store, executor, progress)
         if not summary.interrupted:
             _evaluate_claims(plan.studies, store)
     print(f"study: {summary.line()}")

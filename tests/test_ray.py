@@ -67,7 +67,7 @@ def test_a_dead_worker_is_retried_once_then_its_runs_are_stored_as_failed(tmp_pa
         plan = runner.plan([study], store)
         executor = RayExecutor(jobs=2, data_dir=DATA_DIR, work=dying)
         counts = runner.execute(plan, store, executor,
-                                runner.Progress(len(plan.pending), 2, io.StringIO())).counts
+                                runner.Progress(plan.pending, 2, io.StringIO())).counts
     assert not ray.is_initialized()  # the local instance it started is shut down
     assert (counts["finished"], counts["failed"]) == (4, 2)
     rows = runs_table(tmp_path / "r.db")

@@ -415,7 +415,8 @@ def test_results_are_tidy_dataframes_with_every_status(tmp_path, monkeypatch):
     with Store(db) as store:
         plan = runner.plan([path], store)
         with open(os.devnull, "w") as devnull:
-            done = runner.execute(plan, store, SerialExecutor(), runner.Progress(6, 1, devnull))
+            done = runner.execute(plan, store, SerialExecutor(),
+                                  runner.Progress(plan.pending, 1, devnull))
     assert done.counts == {"finished": 3, "diverged": 2, "failed": 1}
 
     runs = results.runs(db, study="tidy")
@@ -463,7 +464,7 @@ def test_results_an_axis_named_like_a_metric_keeps_one_column_each(tmp_path):
     db = tmp_path / "results.db"
     with Store(db) as store, open(os.devnull, "w") as devnull:
         plan = runner.plan([path], store)
-        runner.execute(plan, store, SerialExecutor(), runner.Progress(2, 1, devnull))
+        runner.execute(plan, store, SerialExecutor(), runner.Progress(plan.pending, 1, devnull))
 
     runs = results.runs(db)
     assert len(runs) == 2
@@ -556,8 +557,12 @@ def test_a_searchs_next_stage_runs_before_the_rest_of_the_grid(tmp_path, jobs):
         plan = runner.plan([search_file, grid], store)
         assert len(plan.pending) == 2 + 12
         executor = SerialExecutor() if jobs == 1 else ProcessExecutor(jobs)
-        summary_ = runner.execute(plan, store, executor, runner.Progress(14, jobs, io.StringIO()))
+        progress = runner.Progress(plan.pending, jobs, io.StringIO())
+        summary_ = runner.execute(plan, store, executor, progress)
     assert summary_.counts["finished"] == 15
+    # The stage added mid-way is counted (Progress.add) and was in the ETA until done.
+    last = progress.stream.getvalue().splitlines()[-1]
+    assert last.startswith("[15/15] ") and last.endswith("| ETA 0:00:00"), last
     with sqlite3.connect(tmp_path / "r.db") as db:
         order = [(study, json.loads(overrides).get("search.round")) for study, overrides in
                  db.execute("SELECT study, overrides FROM runs ORDER BY rowid")]

@@ -11,11 +11,10 @@ import contextlib
 import signal
 import sys
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO, Iterable, Mapping
 
 from study.engine.execution.executors import Executor
 from study.engine.results.store import DONE_STATUSES, RunRecord, Store
@@ -82,7 +81,7 @@ def execute(plan_: Plan, store: Store, executor: Executor, progress: "Progress")
         # A search's next stage is made from the results just stored, as soon as they are.
         study = searches.get(record.study)
         new = _next_stage(study, store) if study is not None else []
-        progress.total += len(new)
+        progress.add(new)
         return new
 
     try:
@@ -122,24 +121,54 @@ def _interrupt_deferred():
         raise KeyboardInterrupt
 
 
+Kind = tuple[str, str]  # (study, arm): runs of one kind cost about the same
+
+
 class Progress:
     """Runs done / total, the last run, an ETA: one updating line on a terminal, plain lines
-    otherwise (logs, CI, pipes)."""
+    otherwise (logs, CI, pipes).
 
-    def __init__(self, total: int, jobs: int, stream: IO[str] | None = None):
-        self.total, self.jobs, self.done = total, jobs, 0
+    It knows which runs remain (the pending specs, and those a search adds with `add`) and,
+    per kind (study, arm), what runs of that kind have cost: the finished or diverged runs of
+    this invocation and `stored`, the stored ones ((study, arm) -> (total wall_time, runs), from
+    `Store.wall_times`). The ETA is `eta_seconds` of these; see there for the rule.
+    """
+
+    def __init__(self, pending: Iterable[RunSpec], jobs: int, stream: IO[str] | None = None,
+                 stored: Mapping[Kind, tuple[float, int]] | None = None):
+        self.jobs, self.done, self.total = jobs, 0, 0
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start = time.monotonic()
+        self._kinds: dict[str, Kind] = {}  # key of each run still to do -> its kind
+        self._remaining: Counter = Counter()  # kind -> runs still to do
+        self._times: dict[Kind, tuple[float, int]] = dict(stored or {})
+        self.add(pending)
+
+    def add(self, specs: Iterable[RunSpec]) -> None:
+        """Runs to do besides those given at the start (a search's next stage)."""
+        for spec in specs:
+            self.total += 1
+            self._kinds[spec.key] = kind = (spec.study, spec.arm)
+            self._remaining[kind] += 1
+
+    def eta(self) -> float | None:
+        """Seconds until the remaining runs are done, or None while there is no basis."""
+        return eta_seconds(self._remaining, self._times, self.jobs)
 
     def finished(self, record: RunRecord) -> None:
         self.done += 1
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / self.done * (self.total - self.done)
+        kind = self._kinds.pop(record.key, None)
+        if kind is not None:
+            self._remaining[kind] -= 1
+        if record.status in DONE_STATUSES:  # a failed run's time says little of the next one's
+            seconds, runs = self._times.get((record.study, record.arm), (0.0, 0))
+            self._times[(record.study, record.arm)] = (seconds + record.wall_time, runs + 1)
+        eta = self.eta()
         metric = record.metrics.get("val_accuracy")
         detail = f"val_accuracy={metric:.4f}" if isinstance(metric, float) else record.status
         text = (f"[{self.done}/{self.total}] {record.study} | {record.arm} | seed {record.seed} "
-                f"| {detail} | {record.wall_time:.1f} s | ETA {_clock(eta)}")
+                f"| {detail} | {record.wall_time:.1f} s "
+                f"| ETA {'unknown' if eta is None else _clock(eta)}")
         if record.status == "failed":
             text += f"\n    failed: {record.error}"
         if self.tty:
@@ -153,6 +182,42 @@ class Progress:
         if self.tty and self.done:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def eta_seconds(remaining: Mapping[Kind, int], times: Mapping[Kind, tuple[float, int]],
+                jobs: int) -> float | None:
+    """The time the `remaining` runs (kind -> count) will take on `jobs` workers.
+
+    Each remaining run costs the mean wall_time of its kind in `times` (kind -> (total seconds,
+    runs)); an arm with no timed run yet (a search's new stage, an arm not reached yet) borrows
+    the mean of its study's timed runs; a study with none at all makes the ETA unknown (None),
+    for a guess from other studies' runs can be off a hundredfold (XOR against MNIST).
+
+    The work is then shared among the workers: sum / jobs. A run's wall_time is its own time in
+    its worker (a packed run's, its share of the pack's), measured while the other workers ran
+    too, so contention is already in it; dividing by jobs gives the wall-clock time when every
+    worker stays busy. It is no less than the longest remaining kind's mean: one run cannot be
+    split between workers. Elapsed time is not used: it holds start-up (worker processes,
+    TensorFlow's import) that the remaining runs do not pay again, and would mix the kinds done
+    so far into the estimate of those still to do.
+    """
+    by_study: dict[str, tuple[float, int]] = {}
+    for (study, _), (seconds, runs) in times.items():
+        total, count = by_study.get(study, (0.0, 0))
+        by_study[study] = (total + seconds, count + runs)
+    work = longest = 0.0
+    for kind, count in remaining.items():
+        if count <= 0:
+            continue
+        seconds, runs = times.get(kind, (0.0, 0))
+        if not runs:
+            seconds, runs = by_study.get(kind[0], (0.0, 0))
+        if not runs:
+            return None
+        mean = seconds / runs
+        work += count * mean
+        longest = max(longest, mean)
+    return max(work / jobs, longest)
 
 
 def _clock(seconds: float) -> str:

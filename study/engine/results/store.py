@@ -242,6 +242,21 @@ class Store:
             out.update(rows)
         return out
 
+    def wall_times(self, studies: Iterable[str]) -> dict[tuple[str, str], tuple[float, int]]:
+        """(study, arm) -> (total wall_time in seconds, runs) of the stored finished or diverged
+        runs of `studies`: what a run of each arm has cost (the progress display's ETA)."""
+        studies = sorted(set(studies))
+        out: dict[tuple[str, str], tuple[float, int]] = {}
+        for start in range(0, len(studies), 500):  # SQLite's limit on bound parameters
+            chunk = studies[start:start + 500]
+            rows = self._db.execute(
+                f"SELECT study, arm, SUM(wall_time), COUNT(*) FROM runs "
+                f"WHERE study IN ({', '.join('?' * len(chunk))}) "
+                f"AND status IN ({', '.join('?' * len(DONE_STATUSES))}) GROUP BY study, arm",
+                [*chunk, *DONE_STATUSES]).fetchall()
+            out.update({(study, arm): (seconds, runs) for study, arm, seconds, runs in rows})
+        return out
+
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         self._db.row_factory = sqlite3.Row
         try:
