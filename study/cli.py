@@ -76,7 +76,8 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     executor = None
     if args.executor == "ray":
-        from study.engine.execution.ray_executor import RayExecutor, RayUnavailable, parse_resources
+        from study.engine.execution.ray_executor import (RayConnectionError, RayExecutor,
+                                                         RayUnavailable, parse_resources)
 
         try:
             executor = RayExecutor(args.jobs, args.address, parse_resources(args.resources),
@@ -90,6 +91,12 @@ def _run(args: argparse.Namespace) -> int:
         if args.dry_run:
             _print_plan(plan)
             return 0
+        if args.executor == "ray" and plan.pending:
+            try:  # before any run is dispatched: a cluster that is not there is bad input
+                executor.connect()
+            except RayConnectionError as error:
+                print(f"study: {error}", file=sys.stderr)
+                return EXIT_BAD_INPUT
         if any(spec.config["data"]["dataset"] == "mnist" for spec in plan.pending):
             data.mnist(data_dir=args.data_dir)  # provision once here, not in every worker
         if executor is None:
@@ -206,8 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", choices=("local", "ray"), default="local",
                      help="where runs execute: local processes (default) or Ray tasks")
     run.add_argument("--address", default=None,
-                     help="with --executor ray: the cluster to join (e.g. 10.0.0.5:6379, or "
-                          "'auto'); without it a local Ray instance is started")
+                     help="with --executor ray: the cluster to join, HOST:PORT (e.g. "
+                          "10.0.0.5:6379, 127.0.0.1:6379 for a head on this machine's "
+                          "loopback, or 'auto'); without it a local Ray instance is started")
     run.add_argument("--resources", default=None,
                      help="with --executor ray: what each task asks for, as JSON, e.g. "
                           "'{\"GPU\": 1}' (default one CPU)")

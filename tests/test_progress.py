@@ -1,4 +1,4 @@
-"""The progress display's ETA (`study.runner.Progress`, `eta_seconds`): estimated per kind of
+"""The progress display's ETA (`study.engine.execution.runner.Progress`, `eta_seconds`): estimated per kind of
 run (study, arm) from what runs of that kind cost, not from the mean of every run so far.
 
 Runs are simulated: records with chosen wall times, a fake clock advanced by them (for the true
@@ -12,9 +12,9 @@ import re
 
 import pytest
 
-from study import runner
-from study.config import RunSpec
-from study.store import RunRecord, Store
+from study.engine.execution import runner
+from study.engine.results.store import RunRecord, Store
+from study.engine.studies import RunSpec
 
 ETA = re.compile(r"\| ETA (?:(\d+):(\d\d):(\d\d)|unknown)$")
 

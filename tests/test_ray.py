@@ -1,18 +1,29 @@
-"""`study run --executor ray`: the same results as local jobs, a dead worker retried once, and
-clear messages for what cannot work. The first two tests start a local Ray instance (2 CPUs);
-`make test` installs the `ray` extra, so they run in CI.
+"""`study run --executor ray`: the same results as local jobs, on a local Ray and on a head
+started on this machine's loopback; a dead worker retried once; clear messages for what cannot
+work (no Ray, bad options, a cluster that is not there). The first two tests start a local Ray
+instance (2 CPUs), the loopback test a head of 2 CPUs; `make test` installs the `ray` extra, so
+they run in CI.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
 
 import pytest
 
-from tests.engine_fixtures import (DATA_DIR, Started, history_table, mnist_study, run_study,
-                                   runs_table, summary, xor_study)
+from tests.engine_fixtures import (DATA_DIR, ROOT, Started, history_table, mnist_study,
+                                   run_study, runs_table, summary, xor_study)
 
 
 def test_a_local_ray_stores_the_same_results_as_jobs_1(tmp_path):
@@ -101,6 +112,8 @@ def test_without_ray_installed_the_executor_says_how_to_install_it(tmp_path):
     (["--executor", "ray", "--resources", "{GPU: 1}"], "--resources must be a JSON object"),
     (["--executor", "ray", "--resources", '{"GPU": -1}'], "non-negative numbers"),
     (["--address", "10.0.0.5:6379"], "--address and --resources go with --executor ray"),
+    (["--executor", "ray", "--address", "127.0.0.1"], "--address must be HOST:PORT"),
+    (["--executor", "ray", "--address", "127.0.0.1:port"], "--address must be HOST:PORT"),
 ])
 def test_bad_ray_options_are_refused_with_a_message(tmp_path, args, message):
     study = xor_study(tmp_path / "xor.toml")
@@ -108,3 +121,120 @@ def test_bad_ray_options_are_refused_with_a_message(tmp_path, args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "r.db").exists()  # refused before anything was opened
+
+
+def test_an_address_nobody_listens_on_is_refused_with_how_to_start_a_cluster(tmp_path):
+    # One run stored first; then the same study with one more run, sent to a loopback port
+    # nobody listens on: exit 2 before anything is dispatched, the stored run untouched.
+    pytest.importorskip("ray", reason="--executor ray needs Ray (the `ray` extra)")
+    stored = xor_study(tmp_path / "one.toml", seeds=[0], grid={"optimizer": ["sgd"]})
+    study = xor_study(tmp_path / "two.toml", seeds=[0], grid={"optimizer": ["sgd", "adam"]})
+    db = tmp_path / "r.db"
+    first = run_study(stored, "--db", db, "--jobs", 1, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = runs_table(db)
+    assert len(before) == 1
+
+    (port,) = free_ports(1)
+    result = run_study(study, "--db", db, "--executor", "ray", "--address", f"127.0.0.1:{port}",
+                       cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert f"no Ray cluster answers at 127.0.0.1:{port}" in result.stderr
+    assert "ray start --head --node-ip-address=127.0.0.1" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert runs_table(db) == before  # nothing stored as failed, nothing lost
+
+
+def test_a_head_on_this_machines_loopback_stores_the_same_results_as_jobs_1(tmp_path):
+    pytest.importorskip("ray", reason="--executor ray needs Ray (the `ray` extra)")
+    study = xor_study(tmp_path / "xor.toml", seeds=[0, 5], grid={"optimizer": ["sgd", "adam"]})
+    (tmp_path / "one").mkdir()
+    (tmp_path / "head").mkdir()
+    serial = run_study(study, "--db", tmp_path / "one.db", "--jobs", 1, cwd=tmp_path / "one")
+    assert serial.returncode == 0, serial.stderr
+    with loopback_head() as port:
+        result = run_study(study, "--db", tmp_path / "head.db", "--executor", "ray",
+                           "--address", f"127.0.0.1:{port}", cwd=tmp_path / "head")
+    assert result.returncode == 0, result.stderr
+    assert f"Ray at 127.0.0.1:{port}" in result.stderr
+    assert summary(result.stdout)["finished"] == summary(serial.stdout)["finished"] == 4
+
+    one, head = runs_table(tmp_path / "one.db"), runs_table(tmp_path / "head.db")
+    assert set(one) == set(head) and len(one) == 4
+    for key in one:
+        assert (one[key]["status"], one[key]["metrics"]) == (head[key]["status"],
+                                                             head[key]["metrics"]), key
+    assert history_table(tmp_path / "one.db") == history_table(tmp_path / "head.db")
+
+
+# --- a Ray head of our own, on loopback ------------------------------------------------------
+
+HEAD_TAG = "STUDY_TEST_RAY_HEAD"  # in the environment of every process of the head we start
+
+
+def free_ports(count: int) -> list[int]:
+    """Loopback ports free at the moment of asking (the OS's choice: others rarely collide)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@contextlib.contextmanager
+def loopback_head():
+    """`ray start --head` on 127.0.0.1 only (2 CPUs), its workers able to import this checkout;
+    yields its port. Stopped afterwards by killing exactly the processes it started - each one
+    carries a tag in its environment, inherited by the workers too - not with `ray stop`, which
+    stops every Ray process of the machine, another test's or another user's included."""
+    port, client_port, agent_port = free_ports(3)  # fixed defaults (10001, 52365) could collide
+    tag = uuid.uuid4().hex
+    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's unix sockets live there
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    env.update({HEAD_TAG: tag, "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                "RAY_USAGE_STATS_ENABLED": "0",
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})  # else its node address is not loopback
+    try:
+        started = subprocess.run(
+            [sys.executable, "-m", "ray.scripts.scripts", "start", "--head",
+             "--node-ip-address=127.0.0.1", f"--port={port}",
+             f"--ray-client-server-port={client_port}",
+             f"--dashboard-agent-listen-port={agent_port}", "--num-cpus=2",
+             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
+            env=env, capture_output=True, text=True, timeout=180)
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield port
+    finally:
+        _kill_tagged(tag)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _kill_tagged(tag: str, timeout: float = 30) -> None:
+    marker = f"{HEAD_TAG}={tag}".encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = [pid for pid in _pids() if marker in _environment(pid)]
+        if not pids:
+            return
+        for pid in pids:  # a raylet may still start a worker: kill again until none is left
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    raise AssertionError(f"processes of the test's Ray head still alive: {pids}")
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) != os.getpid()]
+
+
+def _environment(pid: int) -> list[bytes]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as file:
+            return file.read().split(b"\0")
+    except OSError:  # gone, or not ours to read
+        return []
