@@ -163,7 +163,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from study import bench
-    from study.executors import _limit_threads, threads_per_job
+    from study.executors import limit_threads, threads_per_job
 
     try:
         parts = bench.parse_parts(args.parts)
@@ -174,7 +174,7 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"study: --repeats must be at least 2 and --steps at least 1; got "
               f"{args.repeats} and {args.steps}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    _limit_threads(threads_per_job(2))  # the timed steps run as in a worker of --jobs 2
+    limit_threads(threads_per_job(2))  # the timed steps run as in a worker of --jobs 2
     page = bench.run(parts, args.out, data_dir=args.data_dir, repeats=args.repeats,
                      steps=args.steps)
     print(page.read_text(encoding="utf-8"))
