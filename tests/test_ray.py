@@ -66,13 +66,13 @@ def test_a_dead_worker_is_retried_once_then_its_runs_are_stored_as_failed(tmp_pa
     def dying(unit, data_dir):
         import os
 
-        from study.engine.execution.executors import _work
+        from study.engine.execution.executors import work
 
         rate = unit[0].config["training"]["learning_rate"]
         if rate == 0.2 or (rate == 0.1 and not os.path.exists(marker)):
             open(marker, "w").close() if rate == 0.1 else None
             os._exit(1)  # the worker process dies mid-task, as under `kill -9`
-        return _work(unit, data_dir)
+        return work(unit, data_dir)
 
     with Store(tmp_path / "r.db") as store:
         plan = runner.plan([study], store)

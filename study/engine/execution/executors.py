@@ -6,23 +6,25 @@ rest. `follow_up(record)`, called once the driver has taken (and stored) a recor
 made from it - a search's next stage - which the executor does next, before the runs still
 waiting: a search then never waits for the rest of the grid. Records are plain data (dicts,
 lists, numbers): nothing Keras crosses a process boundary.
+
+`ProcessExecutor` runs units in spawned worker processes (`worker_pool`); a worker that
+dies costs only the unit it was training, whose runs are stored as `failed` with the reason and
+tried again by the next `study run`.
 """
 
 from __future__ import annotations
 
 import collections
-import concurrent.futures as futures
-import multiprocessing
-import multiprocessing.connection
 import os
-import threading
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
+from study.engine.execution.worker_pool import Outcome, WorkerPool
 from study.engine.results.store import RunRecord
 from study.engine.studies.expansion import RunSpec
 
 FollowUp = Callable[[RunRecord], list[RunSpec]]
+Work = Callable[[list[RunSpec], Any], list[RunRecord]]
 
 
 class Executor(Protocol):
@@ -37,59 +39,28 @@ def threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
-class SerialExecutor:
-    """Runs in this process, one run after another."""
-
-    jobs = 1
-
-    def __init__(self, data_dir: str | Path | None = None):
-        self.data_dir = data_dir
-        limit_threads(threads_per_job(1))
-
-    def map(self, specs: Iterable[RunSpec],
-            follow_up: FollowUp | None = None) -> Iterator[RunRecord]:
-        from study.engine.training.packed import train_pack
-
-        waiting = _Units(specs)
-        while waiting:
-            for record in train_pack(waiting.next(), self.data_dir):
-                yield record
-                waiting.first(follow_up(record) if follow_up else [])
+def limit_threads(threads: int) -> None:
+    # Read by TensorFlow when it starts; a later tf.config call is refused once ops have run.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
-class ProcessExecutor:
-    """`jobs` worker processes (spawned: a fresh TensorFlow each), threads divided among them."""
+def work(unit: list[RunSpec], data_dir) -> list[RunRecord]:
+    """Train one work unit (a pack of seeds or a single run): its records, in order."""
+    from study.engine.training.packed import train_pack
 
-    def __init__(self, jobs: int, data_dir: str | Path | None = None):
-        self.jobs, self.data_dir = jobs, data_dir
-
-    def map(self, specs: Iterable[RunSpec],
-            follow_up: FollowUp | None = None) -> Iterator[RunRecord]:
-        context = multiprocessing.get_context("spawn")
-        waiting = _Units(specs)
-        # Two units per worker in the pool's queue: none idles between units, and a follow-up
-        # waits for at most that many before it starts.
-        in_flight = 2 * self.jobs
-        with futures.ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
-                                         initargs=(threads_per_job(self.jobs),)) as pool:
-            pending: dict[futures.Future, list[RunSpec]] = {}
-            try:
-                while waiting or pending:
-                    while waiting and len(pending) < in_flight:
-                        unit = waiting.next()
-                        pending[_submit(pool, unit, self.data_dir)] = unit
-                    done, _ = futures.wait(pending, return_when=futures.FIRST_COMPLETED)
-                    for future in done:
-                        for record in _records(future, pending.pop(future)):
-                            yield record
-                            waiting.first(follow_up(record) if follow_up else [])
-            finally:
-                for future in pending:
-                    future.cancel()
+    return train_pack(unit, data_dir)
 
 
-class _Units:
-    """The work units still to hand out (`study.packed.packs`), follow-ups first."""
+def failed_record(spec: RunSpec, reason: str) -> RunRecord:
+    from study.engine.training.run import blank_record
+
+    return blank_record(spec, error=reason)
+
+
+class Units:
+    """The work units still to hand out (`packed.packs`), follow-ups first."""
 
     def __init__(self, specs: Iterable[RunSpec]):
         from study.engine.training.packed import packs
@@ -107,60 +78,67 @@ class _Units:
         self._queue.extendleft(reversed(self._packs(specs)) if specs else [])
 
 
-def _submit(pool: futures.ProcessPoolExecutor, unit: list[RunSpec], data_dir) -> futures.Future:
-    try:
-        return pool.submit(_work, unit, data_dir)
-    except futures.process.BrokenProcessPool as error:  # a worker died earlier
-        future: futures.Future = futures.Future()
-        future.set_exception(error)
-        return future
+class SerialExecutor:
+    """Runs in this process, one run after another."""
+
+    jobs = 1
+
+    def __init__(self, data_dir: str | Path | None = None):
+        self.data_dir = data_dir
+        limit_threads(threads_per_job(1))
+
+    def map(self, specs: Iterable[RunSpec],
+            follow_up: FollowUp | None = None) -> Iterator[RunRecord]:
+        waiting = Units(specs)
+        while waiting:
+            for record in work(waiting.next(), self.data_dir):
+                yield record
+                waiting.first(follow_up(record) if follow_up else [])
 
 
-def _records(future: futures.Future, unit: list[RunSpec]) -> list[RunRecord]:
-    try:
-        return future.result()
-    except futures.process.BrokenProcessPool as error:
-        # A worker died (killed, out of memory): its runs are stored as failed, and retried by
-        # the next `study run`.
-        return [_failed(spec, f"worker process died: {error}") for spec in unit]
+class ProcessExecutor:
+    """`jobs` worker processes (spawned: a fresh TensorFlow each), threads divided among them.
 
-
-def _init_worker(threads: int) -> None:
-    limit_threads(threads)
-    _exit_with_parent()
-
-
-def _exit_with_parent() -> None:
-    """End this worker when the driver dies, even by `kill -9` (which runs no cleanup).
-
-    A pool worker holds both ends of its task pipe, so it would never see end-of-file and
-    would live on, holding a TensorFlow's worth of memory. It watches the parent instead.
+    A worker that dies (`kill -9`, the out-of-memory killer) costs only the unit it was
+    training: its runs come back as failed records saying so, a fresh worker takes its place
+    and the other runs go on. `work(unit, data_dir)` trains a unit in a worker; tests pass
+    another (a module-level function: it is pickled to the workers).
     """
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
 
-    def watch():
-        multiprocessing.connection.wait([parent.sentinel])
-        os._exit(1)
+    def __init__(self, jobs: int, data_dir: str | Path | None = None, work: Work = work):
+        self.jobs, self.data_dir, self.work = jobs, data_dir, work
 
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    def map(self, specs: Iterable[RunSpec],
+            follow_up: FollowUp | None = None) -> Iterator[RunRecord]:
+        waiting = Units(specs)
+        with WorkerPool(self.jobs, self.work, args=(self.data_dir,), initializer=limit_threads,
+                        initargs=(threads_per_job(self.jobs),)) as pool:
+
+            def hand_out():
+                while waiting and pool.has_room:
+                    pool.submit(waiting.next())
+
+            # One unit per worker. A freed worker gets its next unit before the driver stores
+            # the records it sent back, so none idles while the store is written; a follow-up
+            # then waits for at most `jobs` units already handed out.
+            hand_out()
+            while pool.busy:
+                outcomes = pool.wait()
+                hand_out()
+                for outcome in outcomes:
+                    for record in _records(outcome):
+                        yield record
+                        waiting.first(follow_up(record) if follow_up else [])
+                hand_out()
 
 
-def limit_threads(threads: int) -> None:
-    # Read by TensorFlow when it starts; a later tf.config call is refused once ops have run.
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-
-
-def _work(unit: list[RunSpec], data_dir) -> list[RunRecord]:
-    from study.engine.training.packed import train_pack
-
-    return train_pack(unit, data_dir)
-
-
-def _failed(spec: RunSpec, reason: str) -> RunRecord:
-    from study.engine.training.run import blank_record
-
-    return blank_record(spec, error=reason)
+def _records(outcome: Outcome) -> list[RunRecord]:
+    if outcome.died is None:
+        return outcome.result
+    # The worker died (killed, out of memory) while training this unit: its runs are stored as
+    # failed, and retried by the next `study run`; the pool has put a fresh worker in its place.
+    unit = outcome.item
+    what = "this run" if len(unit) == 1 else f"this pack of {len(unit)} runs"
+    reason = (f"worker process {outcome.pid} died ({outcome.died}) while training {what}; "
+              f"a fresh worker took its place for the other runs")
+    return [failed_record(spec, reason) for spec in unit]

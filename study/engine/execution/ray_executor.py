@@ -42,7 +42,7 @@ import socket
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from study.engine.execution.executors import FollowUp, _failed, _Units, _work
+from study.engine.execution.executors import FollowUp, Units, failed_record, work
 from study.engine.results.store import RunRecord
 from study.engine.studies.expansion import RunSpec
 
@@ -127,7 +127,7 @@ class RayExecutor:
     def __init__(self, jobs: int | None = None, address: str | None = None,
                  resources: dict[str, float] | None = None,
                  data_dir: str | Path | None = None,
-                 work: Callable[[list[RunSpec], Any], list[RunRecord]] = _work):
+                 work: Callable[[list[RunSpec], Any], list[RunRecord]] = work):
         # `HOST:PORT` checked before anything is opened (ValueError); `auto` left to Ray.
         self.host_port = parse_address(address) if address and address != "auto" else None
         self.loopback = self.host_port is not None and is_loopback(self.host_port[0])
@@ -211,7 +211,7 @@ class RayExecutor:
         task = ray.remote(self.work).options(
             num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task,
             resources=self.resources or None, max_retries=0)
-        waiting = _Units(specs)
+        waiting = Units(specs)
         capacity = max(1, int(ray.cluster_resources().get("CPU", self.jobs) // self.cpus_per_task))
         in_flight = 2 * capacity  # as with local jobs: follow-ups wait behind at most this many
         pending: dict[Any, tuple[list[RunSpec], int]] = {}
@@ -225,14 +225,14 @@ class RayExecutor:
                 try:
                     records = ray.get(ref)
                 except ray.exceptions.RayTaskError as error:
-                    records = [_failed(spec, f"error in the Ray task: {error.cause!r}")
+                    records = [failed_record(spec, f"error in the Ray task: {error.cause!r}")
                                for spec in unit]
                 except ray.exceptions.RayError as error:  # the worker or its node died
                     if attempt < ATTEMPTS:
                         pending[task.remote(unit, self.data_dir)] = (unit, attempt + 1)
                         continue
                     reason = f"Ray worker died {attempt} times (retried once): {_first_line(error)}"
-                    records = [_failed(spec, reason) for spec in unit]
+                    records = [failed_record(spec, reason) for spec in unit]
                 for record in records:
                     yield record
                     waiting.first(follow_up(record) if follow_up else [])
