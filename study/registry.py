@@ -269,18 +269,10 @@ def _keras_layer_class(bare: str):
 def _create_keras_by_name(kind: str, name: str, kwargs: dict[str, Any]) -> Any:
     import keras
 
-    if kind == "activation":
-        return keras.layers.Activation(keras_class(kind, name), **kwargs)
-    if kind == "layer":
-        return keras_class(kind, name)(**kwargs)
-    bare = name[len(KERAS_PREFIX):]
-    try:
-        default = import_target(_KERAS_GET[kind])(bare)
-    except (KeyError, ValueError, TypeError):
-        default = None
-    if default is None:
-        raise UnknownComponentError(kind, name, suggest(kind, name))
-    return type(default)(**kwargs) if kwargs else default
+    target = keras_class(kind, name)
+    if kind == "activation":  # a function: Keras's Activation layer wraps it
+        return keras.layers.Activation(target, **kwargs)
+    return target(**kwargs)
 
 
 def _check_kind(kind: str) -> None:

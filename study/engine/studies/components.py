@@ -41,9 +41,9 @@ from study import registry
 IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 # The Keras base class an own component of each kind must subclass.
-BASES = {"optimizer": "keras.optimizers.Optimizer", "initializer": "keras.initializers.Initializer",
-         "regularizer": "keras.regularizers.Regularizer",
-         "constraint": "keras.constraints.Constraint", "layer": "keras.layers.Layer"}
+BASES = {"optimizer": "keras.optimizers:Optimizer", "initializer": "keras.initializers:Initializer",
+         "regularizer": "keras.regularizers:Regularizer",
+         "constraint": "keras.constraints:Constraint", "layer": "keras.layers:Layer"}
 
 # Keras's base optimizer arguments, which every optimizer forwards to its base class.
 BASE_OPTIMIZER_ARGS = {"weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "use_ema",
@@ -183,12 +183,18 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+def _importable_from_project_root() -> str:
+    """Put the project root on the import path (spawned workers inherit the driver's path)."""
+    root = str(project_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return root
+
+
 @functools.cache
 def _own_class(kind: str, name: str) -> Any:
     module_name, _, class_name = name.partition(":")
-    root = str(project_root())
-    if root not in sys.path:
-        sys.path.insert(0, root)  # spawned workers inherit the driver's path
+    root = _importable_from_project_root()
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
@@ -215,10 +221,11 @@ def _own_class(kind: str, name: str) -> Any:
 
 
 def _check_base(name: str, target: Any, kind: str) -> None:
-    base = registry.import_target(BASES[kind].rpartition(".")[0] + ":" + BASES[kind].rpartition(".")[2])
+    base = registry.import_target(BASES[kind])
     if not (isinstance(target, type) and issubclass(target, base)):
         what = f"class {target.__name__}" if isinstance(target, type) else type(target).__name__
-        raise ValueError(f"{name!r}: your own {kind} must subclass {BASES[kind]}; "
+        base_name = BASES[kind].replace(":", ".")
+        raise ValueError(f"{name!r}: your own {kind} must subclass {base_name}; "
                          f"{name.partition(':')[2]} is a {what} that does not")
 
 
@@ -244,9 +251,7 @@ def _collect(value: Any, found: dict[str, str]) -> None:
 @functools.cache
 def source_fingerprint(module_name: str) -> str:
     """The hash of a module's source file (finding it imports its parent packages only)."""
-    root = str(project_root())
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    _importable_from_project_root()
     try:
         spec = importlib.util.find_spec(module_name)
     except (ImportError, ValueError):

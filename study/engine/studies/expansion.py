@@ -112,7 +112,15 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
         spec = StudyFile.model_validate(raw)
     except ValidationError as error:
         problems += messages(error, StudyFile)
-        raise ConfigError(source, problems + _base_problems(raw, problems, light)) from None
+        if not isinstance(raw.get("data"), dict):
+            raise ConfigError(source, problems) from None
+        # The file's own keys are wrong; its run sections' problems come at the same time.
+        base = {k: raw[k] for k in ("task", "data", "model", "training") if k in raw}
+        axis_lists = {k: v for section in ("grid", "zip") if isinstance(raw.get(section), dict)
+                      for k, v in raw[section].items()}
+        problems += [m for m in _problems_outside_axes(base, axis_lists, light)
+                     if m not in problems]
+        raise ConfigError(source, problems) from None
     if problems:  # an infinite number: the checks below would judge infinity
         raise ConfigError(source, problems)
     base = {"task": spec.task, "data": spec.data, "model": spec.model}
@@ -127,16 +135,9 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
     limits.check_run_count(source, seeds, grid, zipped, random_search)
 
     resolved_axes = axes.check_axes(base, grid, zipped, random_search, problems, light)
-    if problems:
-        # Report the base configuration's own problems too, outside the axes' paths.
-        axis_paths = [axes.safe_resolve(k) for k in [*grid, *zipped]]
-        first_values = {p: v[0] for p, v in zip(axis_paths, [*grid.values(), *zipped.values()])
-                        if p}
-        base_problems: list[str] = []
-        validated_config(with_overrides(base, first_values), "", base_problems, light=light)
-        problems += [m for m in base_problems if not any(
-            m.startswith(p + ":") or m.startswith(p + ".") for p in first_values)]
-        raise ConfigError(source, problems)
+    if problems:  # the base configuration's own problems too, outside the axes' paths
+        raise ConfigError(source, problems + _problems_outside_axes(base, {**grid, **zipped},
+                                                                    light))
 
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     search = spec.search
@@ -162,12 +163,14 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
         combination_problems: list[str] = []
         resolved = validated_config(with_overrides(base, {**overrides, **late}), "",
                                     combination_problems, light=light)
-        combination_problems += [] if resolved is None or light else limits.memory_problems(
-            resolved)
+        specs = [] if resolved is None else make_specs(spec.name, resolved, seed_list, name,
+                                                       overrides)
+        if specs and not light:
+            combination_problems += limits.memory_problems(specs[0].run_config)
         for message in combination_problems:
             failures.setdefault(message, []).append(name)
-        if resolved is not None and not combination_problems:
-            study.runs += make_specs(spec.name, resolved, seed_list, name, overrides)
+        if not combination_problems:
+            study.runs += specs
     for message, names in failures.items():
         # A problem of every combination is the base configuration's; name the others.
         problems.append(message if len(names) == len(combinations)
@@ -186,19 +189,19 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
     return study
 
 
-def _base_problems(raw: dict[str, Any], reported: list[str], light: bool) -> list[str]:
-    """When the study file's own keys are wrong, the problems of its run sections too (minus
-    the axes' settings, which the axes would set): a file's problems come all at once."""
-    if not isinstance(raw.get("data"), dict):
-        return []
-    base = {k: raw[k] for k in ("task", "data", "model", "training") if k in raw}
-    axis_keys = [k for section in ("grid", "zip") if isinstance(raw.get(section), dict)
-                 for k in raw[section]]
-    paths = [p for p in map(axes.safe_resolve, axis_keys) if p]
+def _problems_outside_axes(base: dict[str, Any], axis_lists: dict[str, Any],
+                          light: bool) -> list[str]:
+    """The base configuration's problems with each axis at its first value, leaving out those
+    at the axes' own paths (each axis value is judged on its own, at its own location)."""
+    first_values = {}
+    for key, values in axis_lists.items():
+        path = axes.safe_resolve(key)
+        if path and isinstance(values, list) and values:
+            first_values[path] = values[0]
     found: list[str] = []
-    validated_config(base, "", found, light=light)
-    return [m for m in found if m not in reported
-            and not any(m.startswith(p + ":") or m.startswith(p + ".") for p in paths)]
+    validated_config(with_overrides(base, first_values), "", found, light=light)
+    return [m for m in found if not any(m.startswith(p + ":") or m.startswith(p + ".")
+                                        for p in first_values)]
 
 
 def check_names(study: Study) -> list[str]:

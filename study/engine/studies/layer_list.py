@@ -98,26 +98,23 @@ def check_entries(entries: list[Any], *, build: bool) -> None:
 
 
 def check_arguments(model) -> None:
-    """Build every layer of the stack once with its arguments (ValueError naming the key)."""
-    if model.layers is None:
-        components.check_arguments("activation", model.activation, model.activation_args,
-                                   "activation_args")
-        checks = []
-        for entry in from_model(model)[:4]:  # one block holds every kind of the shorthands
-            key = {"batch_norm": "batch_norm_args", "keras.batch_norm": "batch_norm_args",
-                   "dropout": "dropout_args", "residual": "residual_args"}.get(entry["layer"])
-            if key is None and entry["layer"] == model.batch_norm:
-                key = "batch_norm_args"
-            if key is not None:
-                checks.append((entry, key))
-        if model.residual and len(model.hidden) > 1:
-            checks.append(({"layer": "residual", **model.residual_args}, "residual_args"))
-        for entry, key in checks:
-            components.check_arguments("layer", entry["layer"], arguments(entry), key)
-        return
-    for i, entry in enumerate(model.layers):
+    """Build every layer of the stack once with its arguments (ValueError naming the key that
+    gave them: `layers[i]`, or the shorthand's `*_args`). Each distinct layer is built once
+    (`components.check_arguments` remembers), however many blocks repeat it."""
+    if model.layers is not None:
+        located = [(entry, f"layers[{i}]") for i, entry in enumerate(model.layers)]
+    else:
+        located = [(entry, _shorthand_key(model, entry["layer"])) for entry in from_model(model)]
+    for entry, where in located:
         name = entry["layer"]
-        components.check_arguments(kind_of(name), name, arguments(entry), f"layers[{i}]")
+        components.check_arguments(kind_of(name), name, arguments(entry), where)
+
+
+def _shorthand_key(model, name: str) -> str:
+    """The study-file key whose arguments a shorthand-made entry carries."""
+    if name in ("affine", "dropout", "residual"):
+        return {"affine": "hidden", "dropout": "dropout_args", "residual": "residual_args"}[name]
+    return "activation_args" if name == model.activation else "batch_norm_args"
 
 
 def _suggest(name: str) -> str | None:

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
-
 from study.engine.studies.errors import ConfigError
+from study.engine.studies.layer_list import arguments, from_model
 
 MAX_RUNS = 100_000
 MEMORY_ENV = "STUDY_MEMORY_BYTES"  # what the estimate is compared with, instead of the RAM
@@ -46,12 +45,13 @@ def machine_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def memory_problems(config: dict[str, Any]) -> list[str]:
-    """[] if the run's model fits in memory, else one line with the estimate and the memory."""
-    if config.get("task", "train") != "train" or "training" not in config:
+def memory_problems(run) -> list[str]:
+    """[] if the run's model (a RunConfig) fits in memory, else one line with the estimate and
+    the machine's memory."""
+    if run.task != "train" or run.training is None:
         return []
-    params = parameter_count(config)
-    optimizer = config["training"]["optimizer"]
+    params = parameter_count(run)
+    optimizer = run.training.optimizer
     slots = OPTIMIZER_SLOTS.get(optimizer.removeprefix("keras.").split(":")[-1].lower(), 2)
     needed = params * BYTES_PER_NUMBER * (2 + slots)
     available = machine_memory()
@@ -62,13 +62,9 @@ def memory_problems(config: dict[str, Any]) -> list[str]:
             f"{optimizer} slot(s)); this machine has {available / 1e9:.1f} GB of memory"]
 
 
-def parameter_count(config: dict[str, Any]) -> int:
+def parameter_count(run) -> int:
     """Weights of the network (affine and residual layers, batch norm's four vectors, PReLU's
     slopes), from the configuration alone: nothing is built."""
-    from study.engine.studies.layer_list import arguments, from_model
-    from study.engine.studies.run_schema import RunConfig
-
-    run = RunConfig.model_validate(config, context={"light": True})
     width, total = _input_width(run.data), 0
     for entry in from_model(run.model):
         name, args = entry["layer"], arguments(entry)

@@ -146,7 +146,8 @@ class Model(Strict):
                          call_default_factory=True)]
             if given:
                 raise ValueError(f"layers: give either layers or the shorthands "
-                                 f"{', '.join(layer_list.SHORTHANDS)}; got both ({', '.join(given)})")
+                                 f"{', '.join(layer_list.SHORTHANDS)}; got both "
+                                 f"({', '.join(given)})")
         if self.residual and self.layers is None and len(set(self.hidden)) > 1:
             raise ValueError(f"residual = true needs hidden layers of one width (the shortcut "
                              f"is the identity); got hidden = {self.hidden}")
