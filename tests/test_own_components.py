@@ -2,6 +2,7 @@
 never seen registered at run time, and your own components by import path."""
 
 import copy
+import dataclasses
 
 import keras
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from study import registry
 from study.engine.studies import ConfigError, expand, layer_list
+from study.engine.studies.run_schema import RunConfig
 from study.engine.training import models
 from study.engine.training.run import train_run
 
@@ -90,14 +92,23 @@ EXPLICIT = [{"layer": "affine", "units": 16}, {"layer": "batch_norm", "momentum"
             {"layer": "relu"}, {"layer": "dropout", "rate": 0.2}]
 
 
-def test_the_shorthands_expand_to_the_explicit_list_and_train_identically():
+def test_the_shorthands_expand_to_the_explicit_list_with_one_key_and_train_identically():
     shorthand = _only_spec(_study(batch_norm=True, batch_norm_args={"momentum": 0.9},
                                   dropout=0.2))
     explicit_raw = _study()
     explicit_raw["model"] = {"activation": "relu", "layers": EXPLICIT}
     explicit = _only_spec(explicit_raw)
     assert layer_list.from_model(shorthand.run_config.model) == EXPLICIT
-    a, b = train_run(shorthand), train_run(explicit)
+    assert explicit.key == shorthand.key  # one run, however it is written
+    written = copy.deepcopy(explicit_raw)
+    written["model"]["layers"][3]["rate"] = 0.25  # no shorthand says this: the list is kept
+    (other,) = expand(written, source="own.toml").runs
+    assert other.config["model"]["layers"][3] == {"layer": "dropout", "rate": 0.25}
+    # The builder reads the written-out list as it reads the shorthands' expansion.
+    listed = dataclasses.replace(shorthand, run_config=RunConfig.model_validate(
+        {**shorthand.config, "model": {"activation": "relu", "layers": EXPLICIT}}))
+    assert listed.run_config.model.layers == EXPLICIT
+    a, b = train_run(shorthand), train_run(listed)
     assert a.status == b.status == "finished", (a.error, b.error)
     assert a.metrics == b.metrics
     assert [dict(r, time=0) for r in a.history] == [dict(r, time=0) for r in b.history]

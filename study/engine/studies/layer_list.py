@@ -50,6 +50,58 @@ def from_model(model) -> list[dict[str, Any]]:
     return entries
 
 
+def as_shorthand(model) -> dict[str, Any] | None:
+    """The shorthand settings that expand to `model.layers` exactly, or None if there are none.
+
+    A written-out list that the shorthands can express is stored (and keyed) as them, so a run
+    is one run however it is written: `[affine 100, relu] x 2` is `hidden = [100, 100]`. Each
+    reading of the first block (with or without a normalisation layer) is tried, and kept only
+    if `from_model` gives the list back entry for entry. Residual blocks take the model's
+    `activation` and `activation_args` either way, so a list with them converts only when its
+    activation entries are those.
+    """
+    entries = [dict(e) for e in model.layers or []]
+    blocks: list[list[dict[str, Any]]] = []
+    for entry in entries:
+        if entry["layer"] in WEIGHT_LAYERS or not blocks:
+            blocks.append([])
+        blocks[-1].append(entry)
+    if not blocks or blocks[0][0]["layer"] != "affine" or set(blocks[0][0]) != {"layer", "units"}:
+        return None
+    first = blocks[0]
+    residual = len(blocks) > 1 and blocks[1][0]["layer"] == "residual"
+    for norm in ([first[1]] if len(first) > 2 else []) + [None]:
+        if norm is not None and not (norm["layer"] in _NORMALISATIONS
+                                     or components.is_own(norm["layer"])):
+            continue
+        activation = first[2 if norm else 1] if len(first) > (2 if norm else 1) else None
+        if activation is None or (residual and (activation["layer"], arguments(activation)) != (
+                model.activation, model.activation_args)):
+            continue
+        dropout = first[-1] if first[-1] is not activation else None
+        rate = arguments(dropout).pop("rate", None) if dropout else 0.0
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool):
+            continue
+        candidate = {
+            "hidden": [first[0]["units"]] * len(blocks) if residual
+            else [block[0].get("units") for block in blocks],
+            "activation": activation["layer"], "activation_args": arguments(activation),
+            "batch_norm": _NORMALISATIONS.get(norm["layer"], norm["layer"]) if norm else False,
+            "batch_norm_args": arguments(norm) if norm else {},
+            "dropout": float(rate),
+            "dropout_args": {k: v for k, v in arguments(dropout).items() if k != "rate"}
+            if dropout else {},
+            "residual": residual,
+            "residual_args": arguments(blocks[1][0]) if residual else {},
+        }
+        if from_model(model.model_copy(update={**candidate, "layers": None})) == entries:
+            return candidate
+    return None
+
+
+_NORMALISATIONS = {"batch_norm": True, "keras.batch_norm": "keras"}
+
+
 def arguments(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k != "layer"}
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from study.engine.studies import layer_list
 from study.engine.studies.errors import messages
 from study.engine.studies.identity import without_later_defaults
 from study.engine.studies.run_schema import RunConfig
@@ -34,8 +35,7 @@ def validated_config(config, where, problems, focus=None, light=False):
     has been applied, which the check of each whole combination covers.
     """
     try:
-        return without_later_defaults(RunConfig.model_validate(
-            config, context={"light": light}).model_dump(mode="json"))
+        run = RunConfig.model_validate(config, context={"light": light})
     except ValidationError as error:
         for message in messages(error, RunConfig):
             path, _, text = message.partition(": ")
@@ -46,3 +46,9 @@ def validated_config(config, where, problems, focus=None, light=False):
             elif path.startswith(focus + ".") or path.startswith(focus + "["):
                 problems.append(f"{where}: {path[len(focus):].lstrip('.')}: {text}")
         return None
+    resolved = run.model_dump(mode="json")
+    if run.model.layers is not None:
+        shorthand = layer_list.as_shorthand(run.model)
+        if shorthand is not None:  # one run, however its layers are written
+            resolved["model"].update(shorthand, layers=None)
+    return without_later_defaults(resolved)
