@@ -4,7 +4,7 @@ The driver stays what it is with local jobs (study.runner): it decides which run
 from the store before anything is dispatched, and writes each record that comes back in its own
 transaction, so a lost worker, a killed driver or a restarted cluster loses no finished run and
 repeats none. A task gets a list of run specs (plain dataclasses of dicts) and returns plain
-records; nothing Keras crosses the wire. On the worker, `study.packed.train_pack` seeds each
+records; nothing Keras crosses the wire. On the worker, `study.engine.training.packed.train_pack` seeds each
 run, switches TensorFlow's op determinism on and releases the run's memory (the Keras session
 with it); the task's environment limits TensorFlow to the CPUs the task asked for.
 

@@ -35,7 +35,7 @@ class RandomSearch(Strict):
 
 
 class Search(Strict):
-    """Random search in rounds (DLFS 6.5.3), see study.search: `[random]` is round 1."""
+    """Random search in rounds (DLFS 6.5.3), see study.engine.studies.search: `[random]` is round 1."""
 
     metric: str = "val_accuracy"
     higher_is_better: bool = True

@@ -23,7 +23,7 @@ def batch_plan(n: int, batch_size: int, steps: int, seed: int):
     passes). Returns `(indices, starts, ends)`: step s trains on `indices[starts[s]:ends[s]]`.
     The order depends on the seed alone, never on the model, so arms compared seed by seed
     see the same batches. Full-batch training (batch >= n) has no order to draw: every step
-    takes the data as it is, which lets runs of different seeds share one input (study.packed).
+    takes the data as it is, which lets runs of different seeds share one input (`packed`).
     """
     per_pass = math.ceil(n / batch_size)
     passes = math.ceil(steps / per_pass)

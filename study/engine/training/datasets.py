@@ -8,7 +8,7 @@ from study.engine.training import reuse
 
 
 def load_dataset(config: RunConfig, seed: int, data_dir=None) -> datasets.Dataset:
-    """The run's data, shared with the worker's other runs of the same data (`study.reuse`)."""
+    """The run's data, shared with the worker's other runs of the same data (`reuse`)."""
     d = config.data
     key = repr((d.model_dump_json(), seed if d.subset == "random" else None, str(data_dir)))
     return reuse.dataset(key, lambda: _load_dataset(d, seed, data_dir))

@@ -1,6 +1,6 @@
 """Train one run: data, model, fit with a seeded batch order, final metrics, a plain record.
 
-Reproducibility: the run's seed fixes the initial weights (see `study.models`), the dropout
+Reproducibility: the run's seed fixes the initial weights (see `models`), the dropout
 masks, the training subset (with `subset = "random"`), the batch order, which is drawn from
 `numpy.random.default_rng([seed, pass])` independently of the model, so every arm of one seed
 sees the same batches, and the shifts of data augmentation (`default_rng([seed, 5])`, as
