@@ -18,7 +18,9 @@ from typing import IO, Iterable, Mapping
 
 from study.engine.execution.executors import Executor
 from study.engine.results.store import DONE_STATUSES, RunRecord, Store
-from study.engine.studies import RunSpec, Study, load_study
+from study import results
+from study.engine.studies import RunSpec, Study, load_study, search
+from study.engine.studies.errors import ConfigError
 
 
 @dataclass
@@ -48,8 +50,6 @@ class Summary:
 def plan(paths: Iterable[str | Path], store: Store, *, quick: bool = False,
          rerun: bool = False) -> Plan:
     """Load every study file (all problems at once, before anything runs) and find pending runs."""
-    from study.engine.studies.errors import ConfigError
-
     studies, problems = [], []
     for path in paths:
         try:
@@ -97,9 +97,6 @@ def execute(plan_: Plan, store: Store, executor: Executor, progress: "Progress")
 
 
 def _next_stage(study: Study, store: Store) -> list[RunSpec]:
-    from study import results
-    from study.engine.studies import search
-
     if study.search is None:
         return []
     return search.extend(study, results.runs(store.path, study=study.name))

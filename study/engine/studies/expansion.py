@@ -23,9 +23,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from study.engine.studies import axes, components, limits
+from study.engine.studies import axes, components, limits, search as searching
 from study.engine.studies.errors import ConfigError, messages, non_finite_numbers
-from study.engine.studies.identity import label, run_key
+from study.engine.studies.identity import arm_name, label, run_key
 from study.engine.studies.quick import apply_quick
 from study.engine.studies.resolved import validated_config, with_overrides
 from study.engine.studies.run_schema import RunConfig
@@ -149,8 +149,6 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
                   background=spec.background, report=spec.report, definition=raw, quick=quick,
                   light=light)
     if spec.search is not None:
-        from study.engine.studies import search as searching
-
         study.runs = searching.first_stage(study)
         problems = check_claims(study)
         if problems:
@@ -206,8 +204,6 @@ def _problems_outside_axes(base: dict[str, Any], axis_lists: dict[str, Any],
 
 def check_names(study: Study) -> list[str]:
     """Every `[report.names]` key must be the automatic name of one of the study's arms."""
-    from study.engine.studies.identity import arm_name
-
     arms = list(dict.fromkeys(arm_name(spec.overrides) for spec in study.runs))
     return [f"report.names: {key!r} is not the name of an arm; the arms are: {'; '.join(arms)}"
             for key in study.report.names if key not in arms]

@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from study.engine.studies.axes import axis_value, random_samples, resolve_key
 from study.engine.studies.errors import ConfigError
-from study.engine.studies.expansion import RunSpec, Study
 from study.engine.studies.study_schema import RandomAxis, RandomSearch
+
+if TYPE_CHECKING:  # expansion calls this module: it needs nothing of expansion at run time
+    from study.engine.studies.expansion import RunSpec, Study
 
 ROUND = "search.round"
 DONE = ("finished", "diverged")
