@@ -40,12 +40,26 @@ def without_later_defaults(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def revisions(config: dict[str, Any]) -> dict[str, int]:
+    """What changed in the computation of some runs since their configuration was first keyed.
+
+    Joining the key of those runs only, a revision keeps their stored results from being taken
+    for the new computation's without moving any other run's key (as ENGINE_VERSION would).
+    """
+    changed = {}
+    if config.get("task") == "optimizer_path":
+        changed["optimizer_path"] = 2  # 2: x_overshoot and x_halved_at_step recorded
+    return changed
+
+
 def run_key(study: str, config: dict[str, Any], seed: int,
             code: dict[str, str] | None = None) -> str:
     """`code`: own component -> fingerprint of its source (only when the run names one)."""
     payload = {"engine": ENGINE_VERSION, "study": study, "seed": seed, "config": config}
     if code:
         payload["code"] = code
+    if revised := revisions(config):
+        payload["revisions"] = revised
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
