@@ -1,12 +1,14 @@
 """Claims: verdicts on hand-made results whose answers are known, and claim validation."""
 
 import copy
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 from study.engine.results.claims import evaluate
 from study.engine.studies import ConfigError, expand
+from study.engine.studies.study_schema import Claim
 
 STUDY = {
     "name": "claims-test", "seeds": 6, "data": {"dataset": "xor"},
@@ -84,12 +86,78 @@ def test_failed_runs_are_left_out_and_counted():
     assert row["n"] == 5 and row["estimate"]["failed"] == 1
 
 
-def test_holm_adjusts_across_the_claims_of_a_study():
+def test_holm_adjusts_across_both_directions_of_every_claim():
+    # Two claims, both directions each: a family of 4 p-values, 1/64, 1, 1/64, 1. Holm:
+    # 4 x 1/64 for the smallest, max(4/64, 3 x 1/64) for the next, the ones stay 1.
     second = {**BETTER, "id": "momentum-better", "arm": {"optimizer": "momentum"}}
     study = _study(BETTER, second)
     rows = evaluate(study, _runs(study, {"sgd": [0.5] * 6, "adam": [0.9] * 6,
                                          "momentum": [0.9] * 6}))
-    assert [r["p_adjusted"] for r in rows] == pytest.approx([2 / 64, 2 / 64])
+    assert [r["p_adjusted"] for r in rows] == pytest.approx([4 / 64, 4 / 64])
+    assert [r["p_opposite_adjusted"] for r in rows] == [1.0, 1.0]
+    assert [r["verdict"] for r in rows] == ["inconclusive", "inconclusive"]  # 0.0625
+
+
+def test_contradicted_is_decided_inside_the_holm_family():
+    # Adam wins on all seeds, momentum loses on all: p = (1/2^n, 1) and (1, 1/2^n). Both
+    # smallest p-values get the factor 4 of a family of 4 (2 claims x 2 directions): with 6
+    # seeds 4/64 = 0.0625, neither verdict; with 7 seeds 4/128 = 0.031, both. (Before, the
+    # opposite direction was tested outside the family: momentum was "contradicted" with 6.)
+    second = {**BETTER, "id": "momentum-better", "arm": {"optimizer": "momentum"}}
+    for seeds, verdicts in ((6, ["inconclusive", "inconclusive"]),
+                            (7, ["supported", "contradicted"])):
+        study = _study(BETTER, second, seeds=seeds)
+        adam, momentum = evaluate(study, _runs(study, {"sgd": [0.5] * seeds,
+                                                       "adam": [0.9] * seeds,
+                                                       "momentum": [0.1] * seeds}))
+        assert [adam["verdict"], momentum["verdict"]] == verdicts
+        assert adam["p_adjusted"] == pytest.approx(4 / 2 ** seeds)
+        assert momentum["p_opposite"] == pytest.approx(1 / 2 ** seeds)
+        assert momentum["p_opposite_adjusted"] == pytest.approx(4 / 2 ** seeds)
+        assert momentum["p_adjusted"] == 1.0 and adam["p_opposite_adjusted"] == 1.0
+
+
+def test_a_seed_diverged_in_both_arms_is_a_tie():
+    # Seed 0 diverged in both arms; on seeds 1-5 adam beats sgd by 0.4, 0.3, 0.2, 0.45, 0.1.
+    # Differences 0, 0.4, 0.3, 0.2, 0.45, 0.1; |d| ranks 1 (the zero, split in halves by
+    # zsplit), 5, 4, 3, 6, 2: W+ = 0.5 + 5 + 4 + 3 + 6 + 2 = 20.5. A12 over 36 pairs: 25 wins
+    # finite vs finite, 5 finite vs diverged, 1 tie diverged vs diverged: (30 + 0.5) / 36.
+    # (Scored each arm apart, the pair became -2.9 vs -2: a large loss, W+ = 15, A12 30/36.)
+    study = _study(BETTER)
+    values = {"sgd": [0.0, 0.5, 0.5, 0.5, 0.5, 0.5], "adam": [0.0, 0.9, 0.8, 0.7, 0.95, 0.6],
+              "momentum": [0] * 6}
+    (row,) = evaluate(study, _runs(study, values, {("adam", 0): "diverged",
+                                                   ("sgd", 0): "diverged"}))
+    assert row["n"] == 6 and row["statistic"] == 20.5
+    assert row["effect"] == pytest.approx(30.5 / 36)
+    est = row["estimate"]
+    assert (est["wins"], est["ties"], est["losses"]) == (5, 1, 0)
+    assert est["difference_median"] == pytest.approx(0.25)  # of 0, .1, .2, .3, .4, .45
+    assert est["arm_diverged"] == est["baseline_diverged"] == 1
+
+
+def test_better_claims_carry_the_paired_effect():
+    # Baseline 0.5 on every seed; arm 0.6, 0.7, 0.5, 0.4, 0.9, 0.65, 0.55: differences
+    # 0.1, 0.2, 0, -0.1, 0.4, 0.15, 0.05; median 0.1, [min, max] (n = 7, coverage 1 - 2/128),
+    # 5 wins, 1 tie, 1 loss, win share 5.5 / 7.
+    arm = [0.6, 0.7, 0.5, 0.4, 0.9, 0.65, 0.55]
+    study = _study(BETTER, seeds=7)
+    (row,) = evaluate(study, _runs(study, {"sgd": [0.5] * 7, "adam": arm, "momentum": [0] * 7}))
+    est = row["estimate"]
+    assert est["unit"] == "seed"
+    assert (est["difference_median"], est["difference_ci_low"], est["difference_ci_high"]) == \
+        pytest.approx((0.1, -0.1, 0.4))
+    assert est["difference_coverage"] == est["arm_coverage"] == 1 - 2 / 128
+    assert (est["wins"], est["ties"], est["losses"]) == (5, 1, 1)
+    assert est["win_share"] == pytest.approx(5.5 / 7)
+    assert (est["arm_median"], est["arm_ci_low"], est["arm_ci_high"]) == (0.6, 0.4, 0.9)
+    # Lower is better: the same numbers, arm - baseline negated (> 0 still means arm better).
+    lower = _study({**BETTER, "higher_is_better": False}, seeds=7)
+    (row,) = evaluate(lower, _runs(lower, {"sgd": [0.5] * 7, "adam": arm, "momentum": [0] * 7}))
+    est = row["estimate"]
+    assert (est["difference_median"], est["difference_ci_low"], est["difference_ci_high"]) == \
+        pytest.approx((-0.1, -0.4, 0.1))
+    assert (est["wins"], est["ties"], est["losses"]) == (1, 1, 5)
 
 
 def test_rate_claims_use_the_wilson_interval():
@@ -173,3 +241,58 @@ arm = { hidden = [] }
     assert (claim_id, n) == ("perceptron-cannot", 2)
     assert verdict == "inconclusive"  # 0 of 2 solved: the Wilson interval still reaches 0.66
     assert '"successes": 0' in estimate
+
+
+def _repeated_search(final, control):
+    """A search study's final and control runs in repeats: final[r][s] / control[r][s] is the
+    metric `score` of repeat r, seed s (None: diverged); every run labelled "search.repeat"."""
+    specs, rows = [], []
+    for stage, values in (("final", final), ("control", control)):
+        for repeat, seeds in enumerate(values):
+            for seed, value in enumerate(seeds):
+                key = f"{stage}-{repeat}-{seed}"
+                specs.append(SimpleNamespace(key=key, seed=seed, overrides={
+                    "search.round": stage, "search.repeat": repeat}))
+                rows.append({"key": key, "seed": seed, "score": value,
+                             "status": "diverged" if value is None else "finished"})
+    return specs, pd.DataFrame(rows)
+
+
+SEARCH_BETTER = Claim(id="final-beats-control", text="t", kind="better", metric="score",
+                      arm={"round": "final"}, baseline={"round": "control"})
+SEARCH_ABOVE = Claim(id="final-above", text="t", kind="above", metric="score",
+                     arm={"round": "final"}, value=0.5)
+
+
+def test_the_unit_of_a_repeated_search_is_the_repeat():
+    # 3 repeats x 7 seeds. Final runs of repeat r: median 0.90 + 0.01 r; control runs: median
+    # 0.85 in every repeat (its seed 0 of repeat 1 diverged: the worst value, median unmoved).
+    # Per repeat the differences are 0.05, 0.06, 0.07: n = 3, all positive, exact p = 1/8.
+    final = [[0.80, 0.82, 0.84, 0.90 + 0.01 * r, 0.95, 0.96, 0.97] for r in range(3)]
+    control = [[0.70, 0.72, 0.74, 0.85, 0.91, 0.92, 0.93] for _ in range(3)]
+    control[1][0] = None
+    specs, runs = _repeated_search(final, control)
+    study = SimpleNamespace(runs=specs, claims=[SEARCH_BETTER, SEARCH_ABOVE])
+    better, above = evaluate(study, runs)
+    assert better["n"] == 3 and above["n"] == 3  # not 21 runs
+    assert better["p_value"] == pytest.approx(1 / 8) and above["p_value"] == pytest.approx(1 / 8)
+    est = better["estimate"]
+    assert est["unit"] == "repeat" and (est["wins"], est["ties"], est["losses"]) == (3, 0, 0)
+    assert est["difference_median"] == pytest.approx(0.06)
+    assert (est["arm_median"], est["baseline_median"]) == pytest.approx((0.91, 0.85))
+    assert est["baseline_diverged"] == 1
+
+
+def test_a_repeat_whose_seeds_mostly_diverged_is_at_the_worst():
+    # Repeat 2 of the final stage: 4 of 7 seeds diverged, so its median is the worst (-inf):
+    # a loss for that repeat. Differences -inf, 0.05, 0.06 (repeat order 2, 0, 1): median 0.05.
+    final = [[0.80, 0.82, 0.84, 0.90 + 0.01 * r, 0.95, 0.96, 0.97] for r in range(3)]
+    final[2][:4] = [None] * 4
+    control = [[0.70, 0.72, 0.74, 0.85, 0.91, 0.92, 0.93] for _ in range(3)]
+    specs, runs = _repeated_search(final, control)
+    (row,) = evaluate(SimpleNamespace(runs=specs, claims=[SEARCH_BETTER]), runs)
+    est = row["estimate"]
+    assert row["n"] == 3 and (est["wins"], est["losses"]) == (2, 1)
+    assert est["difference_median"] == pytest.approx(0.05)
+    assert est["difference_ci_low"] == "-inf"  # stored JSON has no infinity
+    assert est["arm_diverged"] == 4

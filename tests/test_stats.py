@@ -1,5 +1,7 @@
 """The claims' statistics on small samples whose answers are known."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
@@ -37,14 +39,93 @@ def test_paired_wilcoxon_is_scipys_and_all_ties_mean_no_evidence():
     assert stats.paired_wilcoxon([1, 1, 1], [1, 1, 1]) == (0.0, 1.0)
 
 
-def test_bootstrap_ci_contains_the_median_and_collapses_for_constant_data():
-    rng = np.random.default_rng(0)
-    values = rng.normal(10, 1, size=50)
-    interval = stats.bootstrap_ci(values)
-    assert interval.low < np.median(values) < interval.high
-    assert interval.high - interval.low < 1.0
-    assert stats.bootstrap_ci([2.0, 2.0, 2.0]) == stats.Interval(2.0, 2.0)
+def test_median_interval_ranks_and_coverage_from_the_binomial():
+    # Coverage of [x_(k), x_(n+1-k)] is 1 - 2 P(B <= k-1), B ~ Binomial(n, 1/2), by hand:
+    # n = 7: [min, max] = 1 - 2/2^7; the next ranks, [x_(2), x_(6)], 1 - 2 (1 + 7)/2^7 = 0.875.
+    seven = stats.median_ci([5, 1, 7, 3, 2, 6, 4])
+    assert (seven.median, seven.low, seven.high) == (4, 1, 7)
+    assert seven.coverage == 1 - 2 / 2 ** 7
+    # n = 5: even [min, max] covers only 1 - 2/32 = 0.9375 < 0.95, and says so.
+    five = stats.median_ci([1, 2, 3, 4, 5])
+    assert (five.low, five.high, five.coverage) == (1, 5, 1 - 2 / 32)
+    # n = 20: k = 6, 1 - 2 (C(20,0) + ... + C(20,5)) / 2^20 = 0.9586; k = 7 gives 0.885.
+    twenty = stats.median_ci(np.arange(1.0, 21.0))
+    below = sum(math.comb(20, j) for j in range(6))
+    assert (twenty.low, twenty.high) == (6, 15)
+    assert twenty.coverage == pytest.approx(1 - 2 * below / 2 ** 20, rel=1e-12)
+    assert twenty.median == 10.5
+    assert stats.median_coverage(6) == 1 - 2 / 64 and math.isnan(stats.median_coverage(0))
 
 
-def test_median_iqr():
-    assert stats.median_iqr([1, 2, 3, 4, 5]) == (3.0, 2.0, 4.0)
+def test_median_interval_covers_as_often_as_it_says():
+    # An independent check of the formula: 20,000 samples of 7 (and of 20) exponential draws,
+    # whose median is ln 2. The share of intervals containing it estimates the coverage with
+    # a standard error of at most sqrt(0.25 / 20000) = 0.0035: tolerance 0.012 (3.4 SE).
+    rng = np.random.default_rng(1)
+    for n in (7, 20):
+        draws = np.sort(rng.exponential(size=(20000, n)), axis=1)
+        claimed = stats.median_ci(draws[0])
+        k = int(np.flatnonzero(draws[0] == claimed.low)[0])  # rank of the lower end, 0-based
+        hit = (draws[:, k] <= math.log(2)) & (math.log(2) <= draws[:, n - 1 - k])
+        assert hit.mean() == pytest.approx(claimed.coverage, abs=0.012)
+
+
+def test_median_interval_stays_inside_the_values_and_takes_infinities():
+    # An accuracy's interval never leaves [0, 1] (the Student-t one of 0.8, 0.9, 1.0 reaches
+    # 1.148); a diverged run (-inf, the worst) is an order statistic like the others.
+    interval = stats.median_ci([0.8, 0.9, 1.0])
+    assert (interval.low, interval.high) == (0.8, 1.0)
+    t_high = 0.9 + scipy_stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3)  # what it replaces
+    assert t_high == pytest.approx(1.148, abs=1e-3)
+    diverged = stats.median_ci([-math.inf, 0.8, 0.9, 1.0])
+    assert (diverged.median, diverged.low, diverged.high) == (pytest.approx(0.85), -math.inf, 1)
+    assert diverged.coverage == 1 - 2 / 16
+    assert stats.median_ci([-math.inf, -math.inf, 0.5]).median == -math.inf
+    assert math.isnan(stats.median_ci([]).median) and math.isnan(stats.median([np.nan]))
+
+
+def test_paired_differences_make_a_pair_diverged_on_both_sides_a_tie():
+    inf = math.inf
+    d = stats.paired_differences([-inf, -inf, 0.9, 0.7], [-inf, 0.5, -inf, 0.5])
+    assert d.tolist() == [0.0, -inf, inf, pytest.approx(0.2)]
+    # For the rank test one side's divergence outranks every finite difference.
+    assert stats.for_ranks([-inf, inf, 0.3, -0.2]).tolist() == [-1.3, 1.3, 0.3, -0.2]
+
+
+def test_paired_effect_counts_wins_ties_and_losses():
+    # d sorted: -0.1, 0, 0.05, 0.1, 0.15, 0.2, 0.4: median 0.1, [min, max] for n = 7.
+    effect = stats.paired_effect([0.1, 0.2, 0.0, -0.1, 0.4, 0.15, 0.05])
+    assert effect.difference.median == pytest.approx(0.1)
+    assert (effect.difference.low, effect.difference.high) == (-0.1, 0.4)
+    assert (effect.wins, effect.ties, effect.losses) == (5, 1, 1)
+    assert effect.win_share == pytest.approx(5.5 / 7)
+
+
+def test_smallest_p_and_seeds_needed_known_values():
+    assert stats.min_p(6) == 1 / 64
+    assert stats.min_p_holm(7, 6) == 6 / 128 and stats.min_p_holm(2, 8) == 1.0
+    # One claim = 2 tests: 2/2^8 = 0.0078 <= 0.01 < 2/2^7 = 0.0156.
+    assert stats.seeds_needed(2) == 8
+    # 10 tests: 10/1024 = 0.0098 <= 0.01 < 10/512; 1 test at 0.05: 1/32 <= 0.05 < 1/16.
+    assert stats.seeds_needed(10) == 10 and stats.seeds_needed(1, alpha=0.05) == 5
+    with pytest.raises(ValueError):
+        stats.seeds_needed(0)
+
+
+@pytest.mark.parametrize("claims", [1, 3])
+def test_seeds_needed_is_what_the_test_and_holm_really_give(claims):
+    # Every claim's effect consistent (all differences > 0): the real Wilcoxon p-values of a
+    # family of both directions, Holm-adjusted, reach 0.01 with seeds_needed seeds, not with
+    # one fewer.
+    n_tests = 2 * claims
+    needed = stats.seeds_needed(n_tests, alpha=0.01)
+
+    def best_adjusted(n):
+        d = np.arange(1.0, n + 1)
+        family = [p for _ in range(claims)
+                  for p in (stats.paired_wilcoxon(d, 0 * d, alternative="greater")[1],
+                            stats.paired_wilcoxon(d, 0 * d, alternative="less")[1])]
+        return min(stats.holm(family))
+
+    assert best_adjusted(needed) <= 0.01 < best_adjusted(needed - 1)
+    assert best_adjusted(needed) == pytest.approx(stats.min_p_holm(needed, n_tests))

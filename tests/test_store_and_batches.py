@@ -99,3 +99,33 @@ def test_another_programs_sqlite_file_is_refused_untouched(tmp_path):
     assert foreign.read_bytes() == before
     with sqlite3.connect(foreign) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] != "wal"
+
+
+def test_a_database_from_before_the_opposite_p_values_gets_them_and_keeps_its_claims(tmp_path):
+    # The claims table as schema version 1 first had it: no p_opposite columns.
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as db:
+        db.executescript("""
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta VALUES ('schema_version', '1');
+            CREATE TABLE claims (study TEXT NOT NULL, claim_id TEXT NOT NULL, text TEXT NOT NULL,
+                kind TEXT NOT NULL, metric TEXT NOT NULL, arm TEXT NOT NULL, baseline TEXT,
+                n INTEGER NOT NULL, statistic REAL, p_value REAL, p_adjusted REAL, effect REAL,
+                estimate TEXT NOT NULL, verdict TEXT NOT NULL, evaluated_at TEXT NOT NULL,
+                PRIMARY KEY (study, claim_id));
+            INSERT INTO claims VALUES ('old', 'c', 't', 'better', 'm', '{}', '{}', 6, 21, 0.0156,
+                0.0312, 1.0, '{}', 'supported', 'then');""")
+    with Store(old) as store:
+        (kept,) = store.query("SELECT * FROM claims")
+        assert (kept["p_adjusted"], kept["p_opposite"], kept["p_opposite_adjusted"]) == (
+            0.0312, None, None)
+        row = {"study": "new", "claim_id": "c", "text": "t", "kind": "better", "metric": "m",
+               "arm": {}, "baseline": {}, "n": 7, "statistic": 28.0, "p_value": 1 / 128,
+               "p_adjusted": 2 / 128, "p_opposite": 1.0, "p_opposite_adjusted": 1.0,
+               "effect": 1.0, "estimate": {"difference_low": "-inf"}, "verdict": "supported",
+               "evaluated_at": "now"}
+        store.write_claims("new", [row])
+        (new,) = store.query("SELECT * FROM claims WHERE study = 'new'")
+        assert (new["p_opposite"], new["p_opposite_adjusted"]) == (1.0, 1.0)
+        assert new["estimate"] == '{"difference_low": "-inf"}'
+    Store(old).close()  # opening it again changes nothing

@@ -17,7 +17,7 @@ import pandas as pd
 
 from study.engine.studies.study_schema import Figure
 from study.report import data as report_data
-from study.report import figures, pages, tables
+from study.report import figures, methods, pages, tables
 
 
 def build(db: str | Path, out: str | Path) -> list[Path]:
@@ -86,15 +86,15 @@ def _study_page(study: report_data.StudyResults, out: Path) -> tuple[Path, str]:
 <details><summary>The study file as it ran (resolved from the database)</summary>
 <pre>{pages.escape(pages.definition_text(s.definition))}</pre></details>
 <h2>Claims</h2>
-<p class='meta'>Paired one-sided Wilcoxon signed-rank test against the baseline arm, seed by
-seed; p-values Holm-corrected across the study's claims; effect size Vargha-Delaney A12
-(0.5 = no effect). Rates with a Wilson 95% interval. Diverged runs count as failures of their
-arm.</p>
+<p class='meta'>{pages.escape(methods.CLAIMS)} Intervals of medians: as under Results.</p>
+{_meta(methods.power_text(study.claims))}
 {tables.claims_html(claims) if len(claims) else "<p>This study states no claims.</p>"}
 <h2>Results</h2>
-<p class='meta'>{_counts_text(counts)}. Mean over the seeds that finished, with a Student-t 95%
-interval; the best mean of each column is highlighted; diverged runs are counted, not
-dropped.</p>
+<p class='meta'>{_counts_text(counts)}. Per arm, the median of each metric over the runs
+that finished or diverged (a diverged run counts as the metric's worst value, so an arm that
+diverged more often than not shows "diverged"; failed runs are left out), with its interval;
+the best median of each column is highlighted. {pages.escape(methods.INTERVALS)} The coverage
+column gives each row's; a metric whose direction is unknown leaves diverged runs out.</p>
 {tables.summary_html(summary, metrics, by=group_by,
                      caption=f"{s.name}: final metrics per {group_by if group_by != 'name' else 'arm'}")}
 <p>{pages.links([("summary.csv", f"{s.name}/summary.csv"), ("runs.csv", f"{s.name}/runs.csv"),
@@ -130,6 +130,10 @@ def _setup(study: report_data.StudyResults) -> str:
     return ("<table class='setup'><tbody>" + "".join(
         f"<tr><th scope='row'>{pages.escape(k)}</th><td>{pages.escape(v)}</td></tr>"
         for k, v in rows) + "</tbody></table>")
+
+
+def _meta(text: str) -> str:
+    return f"<p class='meta'>{pages.escape(text)}</p>" if text else ""
 
 
 def _compact(section: dict) -> str:

@@ -3,8 +3,12 @@
 Each takes a study's results and its `[[report.figures]]` entry and returns a `Drawn` (the
 matplotlib figure and an alt text that says what the figure shows, in numbers), or None when
 the study stored nothing to draw. Colours: one palette per study and column
-(`Palette`), so an arm has the same colour in every figure of its page. Bands and error bars
-are Student-t 95% intervals over seeds (`study.stats.mean_ci`), as in the tables.
+(`Palette`), so an arm has the same colour in every figure of its page. Lines and points are
+medians over seeds; bands and error bars the order-statistic intervals of the median
+(`stats.median_ci`: coverage at least 95% from 6 seeds, [min, max] below), as in the tables:
+they stay inside the values' range (an accuracy's band never passes 1, as the Student-t mean
+interval did). The figures draw the runs that have a value: a diverged run is marked (in the
+"final" tick labels) rather than drawn at an infinite worst.
 """
 
 from __future__ import annotations
@@ -61,9 +65,9 @@ def label(column: str) -> str:
 
 
 def ci_band(values) -> tuple[float, float]:
-    _, interval = stats.mean_ci(np.asarray(values, dtype=float))
-    mean = float(np.nanmean(values)) if len(values) else math.nan
-    return ((interval.low, interval.high) if math.isfinite(interval.low) else (mean, mean))
+    """The band around a median: its order-statistic interval (seaborn's `errorbar`)."""
+    interval = stats.median_ci(np.asarray(values, dtype=float))
+    return interval.low, interval.high
 
 
 class Palette:
@@ -90,7 +94,7 @@ def _as_text(frame: pd.DataFrame, columns) -> pd.DataFrame:
 
 
 def curves(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
-    """The metric against the step, mean line and 95% band over seeds. A training metric
+    """The metric against the step, median line and its interval as a band. A training metric
     ("loss", "accuracy") is drawn with its validation twin, dashed, when the history has it."""
     frame = data.history[data.history["status"] != "failed"]
     if frame.empty or spec.metric not in frame or frame[spec.metric].isna().all():
@@ -107,7 +111,7 @@ def curves(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
                                         if both else {spec.metric: label(spec.metric)})
     order = _as_text(data.runs, [hue, spec.col, spec.row])  # the study's order, not the log's
     grid = sns.relplot(data=frame, x="step", y="value", hue=hue, col=spec.col, row=spec.row,
-                       style="split" if both else None, kind="line", estimator="mean",
+                       style="split" if both else None, kind="line", estimator="median",
                        errorbar=ci_band, palette=palette(hue), height=3.2, aspect=1.3,
                        hue_order=list(dict.fromkeys(order[hue])),
                        col_order=list(dict.fromkeys(order[spec.col])) if spec.col else None,
@@ -119,13 +123,13 @@ def curves(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
     seeds = frame.groupby("run_key").ngroups
     last = frame[(frame["step"] == frame.groupby("run_key")["step"].transform("max"))
                  & (frame["split"] == frame["split"].iloc[-1])]
-    means = last.groupby(hue)["value"].mean().sort_values()
+    medians = last.groupby(hue)["value"].median().sort_values()
     title = spec.title or f"{what[0].upper()}{what[1:]} during training"
     grid.figure.suptitle(title, y=1.02)
-    alt = (f"Line chart of {what} against training step, one colour per {hue} (mean of "
-           f"{seeds} runs, band: 95% interval). At the last logged step the highest "
-           f"{frame['split'].iloc[-1]} mean is {means.index[-1]} ({means.iloc[-1]:.3g}), the "
-           f"lowest {means.index[0]} ({means.iloc[0]:.3g}).")
+    alt = (f"Line chart of {what} against training step, one colour per {hue} (median of "
+           f"{seeds} runs, band: the median's interval). At the last logged step the highest "
+           f"{frame['split'].iloc[-1]} median is {medians.index[-1]} "
+           f"({medians.iloc[-1]:.3g}), the lowest {medians.index[0]} ({medians.iloc[0]:.3g}).")
     return Drawn(grid.figure, title, alt)
 
 
@@ -149,20 +153,20 @@ def final(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
                       dodge=dodge, alpha=0.55, size=4, jitter=0.2, ax=axis,
                       legend=spec.hue is not None)
     sns.pointplot(data=shown, x=x, y=spec.metric, hue=hue, order=order, palette=palette(hue),
-                  dodge=0.4 if dodge else False, estimator="mean", errorbar=ci_band,
+                  dodge=0.4 if dodge else False, estimator="median", errorbar=ci_band,
                   linestyle="none", markers="D", markersize=5, ax=axis, legend=False)
     axis.set_xticks(range(len(order)), ticks, rotation=30 if slanted else 0,
                     ha="right" if slanted else "center")
     axis.set_xlabel(x if x != "name" else "")
     axis.set_ylabel(label(spec.metric))
-    title = spec.title or f"Final {label(spec.metric)}: every seed, mean and 95% interval"
+    title = spec.title or f"Final {label(spec.metric)}: every seed, median and its interval"
     axis.set_title(title)
     if spec.hue is None and axis.get_legend() is not None:
         axis.get_legend().remove()
-    means = shown.groupby(x)[spec.metric].mean().sort_values()
-    alt = (f"Dot plot of the final {label(spec.metric)} of every run, one column per {x}, "
-           f"with the mean and its 95% interval. Highest mean: {means.index[-1]} "
-           f"({means.iloc[-1]:.3g}); lowest: {means.index[0]} ({means.iloc[0]:.3g})."
+    medians = shown.groupby(x)[spec.metric].median().sort_values()
+    alt = (f"Dot plot of the final {label(spec.metric)} of every finished run, one column per "
+           f"{x}, with the median and its interval. Highest median: {medians.index[-1]} "
+           f"({medians.iloc[-1]:.3g}); lowest: {medians.index[0]} ({medians.iloc[0]:.3g})."
            + (f" Diverged runs: {int(diverged.sum())}." if len(diverged) else ""))
     return Drawn(figure, title, alt)
 
@@ -314,7 +318,7 @@ def gradients(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | Non
             for _, r in frame.iterrows() for g in r["value"]]
     long = pd.DataFrame(rows)
     figure, axis = plt.subplots(figsize=(7, 4))
-    sns.lineplot(data=long, x="layer", y="norm", hue=hue, estimator="mean", errorbar=ci_band,
+    sns.lineplot(data=long, x="layer", y="norm", hue=hue, estimator="median", errorbar=ci_band,
                  palette=palette(hue) if hue in data.runs else None, marker="o", ax=axis,
                  hue_order=[n for n in dict.fromkeys(_as_text(data.runs, [hue])[hue])
                             if n in set(long[hue])])
@@ -324,9 +328,10 @@ def gradients(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | Non
     title = spec.title or "Gradient norm per layer before the first update"
     axis.set_title(title)
     axis.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
-    first = long[long["layer"] == 1].groupby(hue)["norm"].mean().sort_values()
+    first = long[long["layer"] == 1].groupby(hue)["norm"].median().sort_values()
     alt = (f"Line chart, log scale: the gradient's norm in each layer at the first step, one "
-           f"line per {hue}, mean over seeds with 95% interval. At layer 1 the smallest mean "
+           f"line per {hue}, median over seeds with its interval. At layer 1 the smallest "
+           f"median "
            f"norm is {first.index[0]} ({first.iloc[0]:.2g}), the largest {first.index[-1]} "
            f"({first.iloc[-1]:.2g}).")
     return Drawn(figure, title, alt)

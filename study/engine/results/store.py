@@ -11,7 +11,10 @@ Tables:
   failed run, and the versions that produced it.
 - `history`: one row per logged epoch (or `log_every` steps) of a run.
 - `artifacts`: named JSON values a run produced beyond its metrics (for the studies' figures).
-- `claims`: each study's claims with their latest verdicts.
+- `claims`: each study's claims with their latest verdicts: the one-sided p-value of the
+  claim's direction and of the opposite one, each raw and Holm-adjusted (`p_opposite` and
+  `p_opposite_adjusted` were added later: a database made before them gets them, empty, when
+  a `Store` opens it; read-only readers of such a file find them missing).
 - `studies`: each study file as last run (quick or full form) and the keys of its runs, so a
   report needs the database alone.
 """
@@ -77,6 +80,8 @@ CREATE TABLE IF NOT EXISTS claims (
     estimate TEXT NOT NULL,
     verdict TEXT NOT NULL CHECK (verdict IN ('supported', 'contradicted', 'inconclusive')),
     evaluated_at TEXT NOT NULL,
+    p_opposite REAL,
+    p_opposite_adjusted REAL,
     PRIMARY KEY (study, claim_id)
 );
 CREATE TABLE IF NOT EXISTS studies (
@@ -94,6 +99,10 @@ CREATE TABLE IF NOT EXISTS artifacts (
     PRIMARY KEY (run_key, name)
 );
 """
+
+# Columns added to a table after schema version 1 was released, with their types: added to an
+# older database when it is opened (NULL in its old rows), so no version bump shuts it out.
+ADDED_COLUMNS = {"claims": {"p_opposite": "REAL", "p_opposite_adjusted": "REAL"}}
 
 HISTORY_COLUMNS = ("epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy",
                    "learning_rate", "time")
@@ -139,6 +148,7 @@ class Store:
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     self._db.execute(statement)
                 self._check_schema_version()
+                self._add_missing_columns()
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{self.path}: not a usable study database ({error}). Point --db "
                              f"at another file, or move this one away.") from None
@@ -184,6 +194,13 @@ class Store:
             raise StoreError(f"{self.path}: written with schema version {row[0]}, this version "
                              f"of study reads {SCHEMA_VERSION}. Use another --db file.")
 
+    def _add_missing_columns(self) -> None:
+        for table, columns in ADDED_COLUMNS.items():
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
     # --- writing -------------------------------------------------------------------------
 
     def write(self, record: RunRecord) -> None:
@@ -210,15 +227,16 @@ class Store:
     def write_claims(self, study: str, rows: list[dict[str, Any]]) -> None:
         """Replace a study's claim verdicts, all in one transaction."""
         columns = ("study", "claim_id", "text", "kind", "metric", "arm", "baseline", "n",
-                   "statistic", "p_value", "p_adjusted", "effect", "estimate", "verdict",
-                   "evaluated_at")
+                   "statistic", "p_value", "p_adjusted", "p_opposite", "p_opposite_adjusted",
+                   "effect", "estimate", "verdict", "evaluated_at")
+        numbers = ("statistic", "p_value", "p_adjusted", "p_opposite", "p_opposite_adjusted",
+                   "effect")
         with self.transaction() as db:
             db.execute("DELETE FROM claims WHERE study = ?", (study,))
             db.executemany(
                 f"INSERT INTO claims ({', '.join(columns)}) VALUES "
                 f"({', '.join('?' for _ in columns)})",
-                [tuple(_finite_or_none(r[c]) if c in ("statistic", "p_value", "p_adjusted",
-                                                      "effect") else
+                [tuple(_finite_or_none(r.get(c)) if c in numbers else
                        (_json(r[c]) if c in ("arm", "baseline", "estimate") else r[c])
                        for c in columns) for r in rows])
 
