@@ -17,7 +17,7 @@ import pandas as pd
 
 from study.engine.studies.study_schema import Figure
 from study.report import data as report_data
-from study.report import figures, pages, tables
+from study.report import book, figures, pages, tables
 
 
 def build(db: str | Path, out: str | Path) -> list[Path]:
@@ -85,7 +85,7 @@ def _study_page(study: report_data.StudyResults, out: Path) -> tuple[Path, str]:
 {_setup(study)}
 <details><summary>The study file as it ran (resolved from the database)</summary>
 <pre>{pages.escape(pages.definition_text(s.definition))}</pre></details>
-<h2>Claims</h2>
+{book.section(s, study.claims)}<h2>Claims</h2>
 <p class='meta'>Paired one-sided Wilcoxon signed-rank test against the baseline arm, seed by
 seed; p-values Holm-corrected across the study's claims; effect size Vargha-Delaney A12
 (0.5 = no effect). Rates with a Wilson 95% interval. Diverged runs count as failures of their
