@@ -39,7 +39,7 @@ STUDY = {
         "reports": "Every activation learns.",
         "settings": [{"setting": "learning rate", "book": "0.01", "here": " 0.01 "},
                      {"setting": "batch sampling", "book": "with replacement",
-                      "here": "without replacement"}],
+                      "here": "without replacement", "note": "seeded <permutations>"}],
         "findings": [
             {"text": "tanh learns.", "claim": "tanh-learns"},
             {"text": "sigmoid learns.", "claim": "sigmoid-learns", "explained_by": ["relu-dies"]},
@@ -113,10 +113,11 @@ def test_an_explanation_the_arms_do_not_support_leaves_the_difference_unexplaine
 
 def test_a_differing_setting_row_is_highlighted_and_an_equal_one_is_not(page):
     assert ("<tr class='differs'><th scope='row'>batch sampling</th><td>with replacement</td>"
-            "<td>without replacement</td><td>differs</td></tr>") in page
-    # spaces around a value do not make a difference
-    assert ("<tr><th scope='row'>learning rate</th><td>0.01</td><td>0.01</td><td>same</td>"
+            "<td>without replacement</td><td>differs</td><td>seeded &lt;permutations&gt;</td>"
             "</tr>") in page
+    # spaces around a value do not make a difference; a row without a note has an empty cell
+    assert ("<tr><th scope='row'>learning rate</th><td>0.01</td><td>0.01</td><td>same</td>"
+            "<td></td></tr>") in page
     assert page.count("<tr class='differs'>") == 1
     assert "tr.differs" in page  # the highlight is styled inside the self-contained page
 
@@ -148,7 +149,8 @@ def test_a_finding_naming_an_unknown_claim_is_refused_naming_file_key_and_value(
 
 @pytest.mark.parametrize("changes, message", [
     ({"settings": [{"setting": "lr", "book": "0.01", "here": "0.01", "hre": "x"}]},
-     "book.settings[0].hre: unknown key; did you mean 'here'? (allowed: book, here, setting)"),
+     "book.settings[0].hre: unknown key; did you mean 'here'? (allowed: book, here, note, "
+     "setting)"),
     ({"settings": [{"setting": "lr", "book": "0.01", "here": "0.01"},
                    {"setting": "lr", "book": "1", "here": "2"}]},
      "book.settings: 'lr' is listed twice (settings[0] and settings[1])"),

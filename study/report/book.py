@@ -56,19 +56,21 @@ def section(study: Study, claims: pd.DataFrame) -> str:
 def settings_html(book: Book) -> str:
     """Every setting of the book's experiment beside this study's; rows that differ carry the
     class `differs` (highlighted) and say so in their last cell, equal rows carry no class."""
+    notes = any(row.note for row in book.settings)  # the column only when a row has one
     rows = []
     for row in book.settings:
         css, mark = ("", "same") if row.same else (" class='differs'", "differs")
+        note = f"<td>{pages.escape(row.note)}</td>" if notes else ""
         rows.append(f"<tr{css}><th scope='row'>{pages.escape(row.setting)}</th>"
                     f"<td>{pages.escape(row.book)}</td><td>{pages.escape(row.here)}</td>"
-                    f"<td>{mark}</td></tr>")
+                    f"<td>{mark}</td>{note}</tr>")
     differ = sum(not row.same for row in book.settings)
     caption = (f"Every setting of the book's experiment and this study's: {differ} of "
                f"{len(book.settings)} differ (highlighted)")
-    return (f"<table class='book'><caption>{pages.escape(caption)}</caption><thead><tr>"
-            f"<th scope='col'>setting</th><th scope='col'>the book</th>"
-            f"<th scope='col'>this study</th><th scope='col'></th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    head = "".join(f"<th scope='col'>{name}</th>" for name in
+                   ["setting", "the book", "this study", "", *(["note"] if notes else [])])
+    return (f"<table class='book'><caption>{pages.escape(caption)}</caption><thead><tr>{head}"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def finding_html(finding: BookFinding, verdicts: dict[str, pd.Series]) -> str:

@@ -127,11 +127,13 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 class BookSetting(Strict):
     """One setting of the book's experiment beside this study's value of it, as people read
     them ("0.9", "0.99 (Keras default); 0.9 in the book arm"). Equal texts (spaces aside)
-    make a row that is the same; any other difference is shown highlighted."""
+    make a row that is the same; any other difference is shown highlighted. `note` says why
+    a value differs or how the two spellings agree; it is not compared."""
 
     setting: Text
     book: Text
     here: Text
+    note: str = ""
 
     @property
     def same(self) -> bool:
