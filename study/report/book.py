@@ -8,8 +8,8 @@ whose arms explain a difference. A finding reads
 - "Reproduced: <claim> (supported, p_holm = ...)" when its claim is supported;
 - otherwise "Not reproduced (<verdict>): <claim>", then each explaining claim with its own
   stored verdict: "explained by <claim>: supported (p_holm = ...)". An explanation is shown by
-  arms that ran, never asserted: when no explaining claim is supported, or none is named, the
-  page says that the difference is unexplained.
+  arms that ran, never asserted: when no explaining claim is supported the page says that the
+  difference is unexplained, and when none is named, that no claim explains it.
 
 A claim without a stored verdict (the quick form leaves out claims whose arms it does not run)
 is said to be not evaluated; a finding without a claim, not tested.
@@ -49,7 +49,7 @@ def section(study: Study, claims: pd.DataFrame) -> str:
 {settings_html(book) if book.settings else ""}
 <h3>The book's findings, judged by this study's claims</h3>
 {f"<ul class='findings'>{findings}</ul>" if findings else
- "<p>No finding of the book is tied to a claim of this study yet.</p>"}
+ "<p>The study file lists no finding of the book yet.</p>"}
 """
 
 
@@ -88,15 +88,15 @@ def judgement(finding: BookFinding, verdicts: dict[str, pd.Series]) -> tuple[str
     if claim is None:
         return "not-evaluated", _not_evaluated(finding.claim)
     if claim["verdict"] == SUPPORTED:
-        return "reproduced", (f"<strong>Reproduced</strong>: {pages.escape(claim['text'])} "
+        return "reproduced", (f"<strong>Reproduced</strong>: {_clause(claim)} "
                               f"({_evidence(claim, with_verdict=True)}).")
     head = (f"<strong>Not reproduced</strong> ({pages.escape(claim['verdict'])}): "
-            f"{pages.escape(claim['text'])} ({_evidence(claim, with_verdict=False)}).")
+            f"{_clause(claim)} ({_evidence(claim, with_verdict=False)}).")
     explaining = [(claim_id, verdicts.get(claim_id)) for claim_id in finding.explained_by]
     if not explaining:
         return "not-reproduced unexplained", (
-            f"{head} <span class='unexplained'>The difference is unexplained: no claim of "
-            f"this study is named to explain it.</span>")
+            f"{head} <span class='unexplained'>No claim of this study is named to explain "
+            f"it.</span>")
     because = "Explained by " + "; explained by ".join(
         _explaining(claim_id, row) for claim_id, row in explaining)
     if any(row is not None and row["verdict"] == SUPPORTED for _, row in explaining):
@@ -109,8 +109,13 @@ def judgement(finding: BookFinding, verdicts: dict[str, pd.Series]) -> tuple[str
 def _explaining(claim_id: str, row: pd.Series | None) -> str:
     if row is None:
         return f"{pages.escape(claim_id)}: not evaluated (no stored verdict)"
-    return (f"{pages.escape(row['text'])}: <span class='verdict {pages.escape(row['verdict'])}'>"
+    return (f"{_clause(row)}: <span class='verdict {pages.escape(row['verdict'])}'>"
             f"{pages.escape(row['verdict'])}</span> ({_evidence(row, with_verdict=False)})")
+
+
+def _clause(claim: pd.Series) -> str:
+    """A claim's text inside a sentence: its own full stop left off (the sentence goes on)."""
+    return pages.escape(claim["text"].strip().removesuffix("."))
 
 
 def _not_evaluated(claim_id: str) -> str:
