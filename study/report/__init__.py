@@ -3,7 +3,8 @@
     from study.report import build
     build("results/study.db", "reports")   # reports/index.html, reports/<study>.html, ...
 
-Data flows one way: store -> `data.load` (DataFrames) -> `tables` / `figures` -> `pages`.
+Data flows one way: store -> `data.load` (DataFrames) -> `tables` / `figures` / `book` (the
+book vs the study, from the stored verdicts) -> `pages`.
 The output depends on the database alone (no clock, no random state): the same database
 gives the same files, byte for byte.
 """
