@@ -60,6 +60,21 @@ def test_a_model_that_cannot_fit_in_memory_is_refused_with_its_estimate(tmp_path
     _nothing_stored(tmp_path / "r.db")
 
 
+def test_a_book_finding_naming_an_unknown_claim_is_refused(tmp_path):
+    study = xor_study(tmp_path / "book.toml", seeds=1)
+    study.write_text(study.read_text() + (
+        '[[claims]]\nid = "adam-beats-sgd"\ntext = "t"\nkind = "better"\n'
+        'metric = "val_accuracy"\narm = { optimizer = "adam" }\n'
+        'baseline = { optimizer = "sgd" }\n'
+        '[book]\nexperiment = "DLFS 6.1.8"\nreports = "Adam learns faster."\n'
+        '[[book.findings]]\ntext = "Adam learns faster than SGD."\nclaim = "adam-beat-sgd"\n'))
+    result = run_study(study, "--db", tmp_path / "r.db", cwd=tmp_path)
+    _refused(result, f"{study}: book.findings[0].claim: 'adam-beat-sgd' is not a claim id of "
+                     f"this study (did you mean 'adam-beats-sgd'?); the study's claims: "
+                     f"adam-beats-sgd")
+    _nothing_stored(tmp_path / "r.db")
+
+
 @pytest.mark.parametrize("command", [
     "import study.results",
     "from study.cli import main; main(['list', '--markdown'])",

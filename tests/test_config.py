@@ -49,7 +49,7 @@ BAD_INPUT = {
         "model.hiden: unknown key; did you mean 'hidden'? (allowed: activation,"),
     "unknown top-level key": (
         {"colour": "red"},
-        "colour: unknown key (allowed: about, background, claims, data, grid, model, name, "
+        "colour: unknown key (allowed: about, background, book, claims, data, grid, model, name, "
         "question, quick, random, report, search, seeds, task, training, zip)"),
     "value out of range": (
         {"model__dropout": 1.5},

@@ -3,7 +3,8 @@
     from study.report import build
     build("results/study.db", "reports")   # reports/index.html, reports/<study>.html, ...
 
-Data flows one way: store -> `data.load` (DataFrames) -> `tables` / `figures` -> `pages`.
+Data flows one way: store -> `data.load` (DataFrames) -> `tables` / `figures` / `book` (the
+book vs the study, from the stored verdicts) -> `pages`.
 The output depends on the database alone (no clock, no random state): the same database
 gives the same files, byte for byte.
 """
@@ -17,7 +18,7 @@ import pandas as pd
 
 from study.engine.studies.study_schema import Figure
 from study.report import data as report_data
-from study.report import figures, methods, pages, tables
+from study.report import book, figures, methods, pages, tables
 
 
 def build(db: str | Path, out: str | Path) -> list[Path]:
@@ -85,7 +86,7 @@ def _study_page(study: report_data.StudyResults, out: Path) -> tuple[Path, str]:
 {_setup(study)}
 <details><summary>The study file as it ran (resolved from the database)</summary>
 <pre>{pages.escape(pages.definition_text(s.definition))}</pre></details>
-<h2>Claims</h2>
+{book.section(s, study.claims)}<h2>Claims</h2>
 <p class='meta'>{pages.escape(methods.CLAIMS)} Intervals of medians: as under Results.</p>
 {_meta(methods.power_text(study.claims))}
 {tables.claims_html(claims) if len(claims) else "<p>This study states no claims.</p>"}

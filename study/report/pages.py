@@ -23,6 +23,14 @@ td.diverged, td.failed { color: #a33; font-style: italic; }
 td.verdict.supported { color: #17661b; font-weight: 600; }
 td.verdict.contradicted { color: #a31515; font-weight: 600; }
 td.verdict.inconclusive { color: #6b5b00; }
+span.verdict.supported { color: #17661b; font-weight: 600; }
+span.verdict.contradicted { color: #a31515; font-weight: 600; }
+span.verdict.inconclusive { color: #6b5b00; }
+table.book tr.differs td, table.book tr.differs th { background: #fff1cc; }
+ul.findings { padding-left: 1.2rem; } .finding p { margin: .2rem 0; }
+.finding.reproduced strong { color: #17661b; } .finding.not-reproduced strong { color: #a31515; }
+.finding.not-tested strong, .finding.not-evaluated strong { color: #6b5b00; }
+span.unexplained { font-style: italic; } .book-finding { color: #333; }
 figure { margin: 1.2rem 0; } figure img { max-width: 100%; height: auto; }
 figcaption { font-size: .85rem; color: #444; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 1rem; margin: 1rem 0; }

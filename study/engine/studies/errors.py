@@ -53,6 +53,8 @@ def location(loc: tuple) -> str:
 def _allowed_keys(schema: type[BaseModel], loc: tuple) -> str:
     model = schema
     for part in loc[:-1]:
+        if isinstance(part, int):  # an item of a list of tables: list[Model] was unwrapped
+            continue
         annotation = model.model_fields.get(part) if isinstance(part, str) else None
         inner = getattr(annotation, "annotation", None) if annotation else None
         candidates = [a for a in getattr(inner, "__args__", (inner,))

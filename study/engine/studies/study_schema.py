@@ -1,4 +1,5 @@
-"""The study file's own keys: axes of random search, the search, claims, report and seeds.
+"""The study file's own keys: axes of random search, the search, claims, report, seeds, and
+the book experiment the study mirrors.
 
 The run settings (`[data]`, `[model]`, `[training]`) are `run_schema`'s; this schema checks the
 rest of the file and leaves those sections as tables, validated once the axes are applied.
@@ -6,9 +7,11 @@ rest of the file and leaves those sections as tables, validated once the axes ar
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import difflib
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
+from pydantic import (Field, NonNegativeInt, PositiveInt, StringConstraints, field_validator,
+                      model_validator)
 
 from study.engine.studies.run_schema import Strict
 
@@ -122,6 +125,66 @@ class ReportSpec(Strict):
     names: dict[str, str] = {}
 
 
+# A text of the study file that must say something: not empty, not only spaces.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class BookSetting(Strict):
+    """One setting of the book's experiment beside this study's value of it, as people read
+    them ("0.9", "0.99 (Keras default); 0.9 in the book arm"). Equal texts (spaces aside)
+    make a row that is the same; any other difference is shown highlighted. `note` says why
+    a value differs or how the two spellings agree; it is not compared."""
+
+    setting: Text
+    book: Text
+    here: Text
+    note: str = ""
+
+    @property
+    def same(self) -> bool:
+        return " ".join(self.book.split()) == " ".join(self.here.split())
+
+
+class BookFinding(Strict):
+    """A result the book reports, the claim of this study that tests it, and the claims whose
+    arms show which setting explains a difference (the report reads their stored verdicts)."""
+
+    text: Text
+    claim: str | None = None  # none yet: the page says no claim tests it
+    explained_by: list[str] = []
+
+    @model_validator(mode="after")
+    def _explains_a_claim(self):
+        if self.explained_by and self.claim is None:
+            raise ValueError(f"explained_by {self.explained_by!r} explains the verdict of a "
+                             f"claim: give the finding's claim too")
+        if self.claim is not None and self.claim in self.explained_by:
+            raise ValueError(f"explained_by: {self.claim!r} is the finding's own claim; name "
+                             f"the claims whose arms explain a difference from it")
+        return self
+
+
+class Book(Strict):
+    """`[book]`: the experiment of "Deep Learning from Scratch" the study mirrors, what the
+    book reports, its every setting beside this study's, and its findings."""
+
+    experiment: Text  # e.g. "DLFS 6.3.2, ch06/batch_norm_test.py"
+    reports: Text  # what the book reports, in a sentence or two
+    settings: list[BookSetting] = []
+    findings: list[BookFinding] = []
+
+    @field_validator("settings")
+    @classmethod
+    def _one_row_per_setting(cls, settings):
+        first: dict[str, int] = {}
+        for i, row in enumerate(settings):
+            if row.setting in first:
+                raise ValueError(f"{row.setting!r} is listed twice (settings[{first[row.setting]}]"
+                                 f" and settings[{i}])")
+            first[row.setting] = i
+        return settings
+
+
 class StudyFile(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
     question: str = ""
@@ -139,6 +202,27 @@ class StudyFile(Strict):
     claims: list[Claim] = []
     search: Search | None = None
     report: ReportSpec = ReportSpec()
+    book: Book | None = None
+
+    @model_validator(mode="after")
+    def _findings_name_claims(self):
+        """Every claim a finding names (its own and those that explain it) is one of the file's
+        [[claims]]: a verdict the report can read, never a sentence asserted without arms."""
+        ids = [claim.id for claim in self.claims]
+        named = [(f"book.findings[{i}].{key}", claim_id)
+                 for i, finding in enumerate(self.book.findings if self.book else [])
+                 for key, claim_id in [("claim", finding.claim), *(
+                     (f"explained_by[{j}]", e) for j, e in enumerate(finding.explained_by))]]
+        unknown = []
+        for key, claim_id in named:
+            if claim_id is not None and claim_id not in ids:
+                close = difflib.get_close_matches(claim_id, ids, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                unknown.append(f"{key}: {claim_id!r} is not a claim id of this study{hint}")
+        if unknown:
+            known = f"the study's claims: {', '.join(ids)}" if ids else "it has no [[claims]]"
+            raise ValueError("; ".join([*unknown, known]))
+        return self
 
     @model_validator(mode="after")
     def _search_needs_random(self):
