@@ -193,6 +193,11 @@ class Training(Strict):
     early_stopping: EarlyStopping | None = None
     schedule: Schedule = Field(default_factory=Schedule)
     evaluate_test: bool = True
+    # How each step's batch is drawn (study.engine.training.batches): "permutation", every
+    # sample once per pass of seeded permutations; "with_replacement", B indices uniformly
+    # with replacement every step (DLFS's np.random.choice(N, B)). Both depend on the seed
+    # alone: every arm of a seed sees the same batches.
+    sampling: Literal["permutation", "with_replacement"] = "permutation"
     # Data augmentation (MNIST): every training sample of every step moves by (dy, dx) drawn
     # uniformly from the integers in [-k, k], zero-filled; 0 leaves the images alone.
     augment_shift: NonNegativeInt = 0
@@ -264,7 +269,8 @@ class RunConfig(Strict):
                                  f"of an MNIST image")
         if t is not None and self.task != "train":
             for name, value in (("ensemble", t.ensemble > 1),
-                                ("record_gradients", t.record_gradients)):
+                                ("record_gradients", t.record_gradients),
+                                ("sampling", t.sampling != "permutation")):
                 if value:
                     raise ValueError(f"training.{name} applies only to task 'train', not "
                                      f"{self.task!r}")

@@ -60,7 +60,7 @@ def fit_member(compiled: models.Compiled, config: RunConfig, dataset: datasets.D
     steps_per_epoch, epochs = epochs_of(t, len(dataset.train.x))
     x, y = dataset.train.x, compiled.targets(dataset.train.y)
     batches = training_batches(x, y, t.batch_size, epochs * steps_per_epoch, seed,
-                               augment_shift=t.augment_shift)
+                               augment_shift=t.augment_shift, sampling=t.sampling)
     history = HistoryRecorder(compiled.optimizer, steps_per_epoch)
     callbacks: list[keras.callbacks.Callback] = [history]
     if t.early_stopping is not None:
@@ -96,7 +96,7 @@ def first_batch(config: RunConfig, dataset: datasets.Dataset, seed: int,
     t = config.training
     steps_per_epoch, epochs = epochs_of(t, len(dataset.train.x))
     plan = Plan.make(len(dataset.train.x), t.batch_size, steps_per_epoch * epochs, seed,
-                      t.augment_shift)
+                     t.augment_shift, t.sampling)
     x, y = plan.batch(dataset.train.x, dataset.train.y, 0)
     return x, compiled.targets(y)
 
