@@ -80,7 +80,8 @@ class Split:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A classification problem with its three splits."""
+    """A classification problem with its three splits, and the split early stopping watches
+    when it has one of its own (`early_stopping`, None: it has none)."""
 
     name: str
     train: Split
@@ -88,6 +89,12 @@ class Dataset:
     test: Split
     num_classes: int
     input_shape: tuple[int, ...]
+    early_stopping: Split | None = None
+
+    def splits(self) -> tuple[Split, ...]:
+        """Every split it holds: train, validation, test and the early-stopping split if any."""
+        return tuple(s for s in (self.train, self.validation, self.test, self.early_stopping)
+                     if s is not None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -161,15 +168,19 @@ def _keras_cache_file() -> Path:
 
 
 def mnist(n_train: int | None = None, subset_seed: int | None = None,
-          data_dir: str | Path | None = None) -> Dataset:
+          data_dir: str | Path | None = None, early_stopping_size: int | None = None) -> Dataset:
     """MNIST with Nielsen's split, pixels scaled to [0, 1] and flattened to 784 features.
 
     `n_train` keeps only part of the 50,000 training images: the first `n_train` (as "Deep
     Learning from Scratch" does) when `subset_seed` is None, else a seeded sample without
     replacement, in index order. Validation and test are never subset, so runs with different
-    `n_train` are scored on the same images.
+    `n_train` are scored on the same images. `early_stopping_size` = m adds the early-stopping
+    split: the last m of the 50,000 training images (`early_stopping_indices`), refused
+    (ValueError) if it would share an image with the training subset.
     """
     indices = _train_indices(n_train, subset_seed)
+    stopping = (None if early_stopping_size is None
+                else early_stopping_indices(early_stopping_size, indices))
     (x_full, y_full), (x_test, y_test) = _mnist_arrays(_locate_mnist(_folder(data_dir)))
     x_train, y_train = x_full[:MNIST_TRAIN_SIZE], y_full[:MNIST_TRAIN_SIZE]
     if indices is not None:
@@ -181,7 +192,28 @@ def mnist(n_train: int | None = None, subset_seed: int | None = None,
         test=_mnist_split(x_test, y_test),
         num_classes=MNIST_NUM_CLASSES,
         input_shape=(MNIST_PIXELS,),
+        early_stopping=None if stopping is None else _mnist_split(x_full[stopping],
+                                                                  y_full[stopping]),
     )
+
+
+def early_stopping_indices(size: int, train_indices: np.ndarray | slice | None = None
+                           ) -> np.ndarray:
+    """Which of MNIST's 60,000 training images form the early-stopping split: the last `size`
+    of the 50,000 of the train split, 50000 - size .. 49999. The validation images (50000 ..
+    59999) and the test file lie elsewhere; a ValueError if `train_indices` (as
+    `_train_indices` gives them; None: all 50,000) would share one of them."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"the early-stopping split's size must be a positive integer, got "
+                         f"{size!r}")
+    chosen = np.arange(MNIST_TRAIN_SIZE - int(size), MNIST_TRAIN_SIZE)
+    trained = np.arange(MNIST_TRAIN_SIZE)[train_indices if train_indices is not None else
+                                          slice(None)]
+    if len(chosen) == 0 or chosen[0] < 0 or np.intersect1d(chosen, trained).size:
+        raise ValueError(f"an early-stopping split of {size} (the last {size} of the "
+                         f"{MNIST_TRAIN_SIZE} training images) would overlap the {len(trained)} "
+                         f"training images: n_train + split must be at most {MNIST_TRAIN_SIZE}")
+    return chosen
 
 
 def with_target(dataset: Dataset, target: str) -> Dataset:
@@ -190,11 +222,12 @@ def with_target(dataset: Dataset, target: str) -> Dataset:
     if target != "parity":
         return dataset
 
-    def parity(split: Split) -> Split:
-        return Split(split.x, split.y % 2)
+    def parity(split: Split | None) -> Split | None:
+        return None if split is None else Split(split.x, split.y % 2)
 
     return replace(dataset, train=parity(dataset.train), validation=parity(dataset.validation),
-                   test=parity(dataset.test), num_classes=2)
+                   test=parity(dataset.test), early_stopping=parity(dataset.early_stopping),
+                   num_classes=2)
 
 
 def _train_indices(n_train: int | None, subset_seed: int | None) -> np.ndarray | slice | None:

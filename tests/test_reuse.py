@@ -7,7 +7,8 @@ metrics, history (but the wall-clock column) and artifacts must be equal bit for
 cover every kind of state a model or optimizer holds: dropout seed generators, batch-norm
 statistics (ours and Keras's), Adam's moments and iteration count, AdaGrad's non-zero initial
 accumulator, a decay schedule, early stopping's restored weights, ensemble members, gradient
-norms before the first step and shifted batches.
+norms before the first step, shifted batches, draws with replacement and early stopping on
+its own split.
 """
 
 import copy
@@ -44,6 +45,10 @@ CASES = {
                                                 "decay_rate": 0.5}}},
     "early stopping": {"training": {"steps": 30, "log_every": 3, "learning_rate": 0.05,
                                     "early_stopping": {"monitor": "val_loss", "patience": 1}}},
+    "early stopping on its own split, draws with replacement": {
+        "training": {"steps": 30, "log_every": 3, "learning_rate": 0.05,
+                     "sampling": "with_replacement",
+                     "early_stopping": {"split": 200, "patience": 1}}},
     "ensemble + augmentation": {"training": {"ensemble": 3, "augment_shift": 2}},
     "gradients, random subset, residual": {
         "data": {"subset": "random"},

@@ -24,7 +24,8 @@ ADDED_LATER = {("task",): "train", ("model", "use_bias"): True, ("data", "n_poin
                ("training", "history_validation_size"): None,
                ("model", "activation_args"): {}, ("model", "dropout_args"): {},
                ("model", "batch_norm_args"): {}, ("model", "residual_args"): {},
-               ("model", "layers"): None}
+               ("model", "layers"): None, ("training", "sampling"): "permutation",
+               ("training", "early_stopping", "split"): None}
 
 
 def without_later_defaults(config: dict[str, Any]) -> dict[str, Any]:

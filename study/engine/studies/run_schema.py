@@ -166,9 +166,57 @@ class Model(Strict):
 
 
 class EarlyStopping(Strict):
-    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    """Stop when `monitor` has not improved for `patience` history rows (Keras's callback).
+
+    Without `split`, it watches the validation split (val_loss, val_accuracy), the split the
+    final val_* metrics score too. With `split = N`, it watches N images of its own, the last
+    N of MNIST's 50,000 training images (disjoint from the first n_train that train), as
+    stop_loss or stop_accuracy (default stop_loss); no stored metric is computed on them.
+    """
+
+    monitor: Literal["val_loss", "val_accuracy", "stop_loss", "stop_accuracy"] = "val_loss"
     patience: PositiveInt = 10
     restore_best_weights: bool = True
+    split: PositiveInt | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_monitor_by_default(cls, data):
+        if isinstance(data, dict) and data.get("split") is not None and "monitor" not in data:
+            return {**data, "monitor": "stop_loss"}
+        return data
+
+    @model_validator(mode="after")
+    def _monitor_fits_split(self):
+        own = self.monitor.startswith("stop_")
+        if own and self.split is None:
+            raise ValueError(f"monitor = {self.monitor!r} watches the early-stopping split: "
+                             f"give its size, e.g. split = 1000")
+        if not own and self.split is not None:
+            raise ValueError(f"with split = {self.split}, monitor 'stop_loss' or "
+                             f"'stop_accuracy' (the split's); {self.monitor!r} would watch the "
+                             f"validation split and leave the split unused")
+        return self
+
+
+def early_stopping_split_problem(data: Data, training: Training) -> str | None:
+    """Why `training.early_stopping.split` cannot be taken from `data`, or None if it can."""
+    es = training.early_stopping
+    if es is None or es.split is None:
+        return None
+    where = f"training.early_stopping.split = {es.split}"
+    if data.dataset != "mnist":
+        return (f"{where}: only 'mnist' has images to spare for an early-stopping split (the "
+                f"end of its 50,000 training images); {data.dataset!r} has none")
+    if data.subset != "first":
+        return (f"{where}: needs data.subset = 'first'; a random subset may include the last "
+                f"{es.split} training images, which the split takes")
+    n_train = data.n_train or 50_000
+    if n_train + es.split > 50_000:
+        return (f"{where}: the split is the last {es.split} of MNIST's 50,000 training images "
+                f"and would overlap the first n_train = {n_train} that train: n_train + split "
+                f"must be at most 50000")
+    return None
 
 
 class Schedule(Strict):
@@ -193,6 +241,11 @@ class Training(Strict):
     early_stopping: EarlyStopping | None = None
     schedule: Schedule = Field(default_factory=Schedule)
     evaluate_test: bool = True
+    # How each step's batch is drawn (study.engine.training.batches): "permutation", every
+    # sample once per pass of seeded permutations; "with_replacement", B indices uniformly
+    # with replacement every step (DLFS's np.random.choice(N, B)). Both depend on the seed
+    # alone: every arm of a seed sees the same batches.
+    sampling: Literal["permutation", "with_replacement"] = "permutation"
     # Data augmentation (MNIST): every training sample of every step moves by (dy, dx) drawn
     # uniformly from the integers in [-k, k], zero-filled; 0 leaves the images alone.
     augment_shift: NonNegativeInt = 0
@@ -201,8 +254,8 @@ class Training(Strict):
     ensemble: PositiveInt = 1
     # Before training: per-layer norms of the loss's gradient on the first batch.
     record_gradients: bool = False
-    # History rows (and early stopping) judge the first N validation samples (None: all of
-    # them); the final val_* metrics always use the whole validation split.
+    # History rows (and early stopping without a split) judge the first N validation samples
+    # (None: all of them); the final val_* metrics always use the whole validation split.
     history_validation_size: PositiveInt | None = None
 
     _no_early_stopping = field_validator("early_stopping", mode="before")(_none_is_null)
@@ -262,9 +315,12 @@ class RunConfig(Strict):
             if t.augment_shift >= 28:
                 raise ValueError(f"augment_shift ({t.augment_shift}) must be below 28, the side "
                                  f"of an MNIST image")
+        if t is not None and (problem := early_stopping_split_problem(d, t)):
+            raise ValueError(problem)
         if t is not None and self.task != "train":
             for name, value in (("ensemble", t.ensemble > 1),
-                                ("record_gradients", t.record_gradients)):
+                                ("record_gradients", t.record_gradients),
+                                ("sampling", t.sampling != "permutation")):
                 if value:
                     raise ValueError(f"training.{name} applies only to task 'train', not "
                                      f"{self.task!r}")

@@ -1,7 +1,10 @@
 """Which samples each training step sees: a plan drawn from the run's seed alone.
 
-The batch order comes from `numpy.random.default_rng([seed, pass])` independently of the
-model, so every arm of one seed sees the same batches; data augmentation's shifts from
+Two ways to draw (`training.sampling`): "permutation" (the default) takes seeded permutations
+from `numpy.random.default_rng([seed, pass])`; "with_replacement" draws each step's indices
+uniformly with replacement from `default_rng([seed, WITH_REPLACEMENT_STREAM])`, the book's
+`np.random.choice(N, B)` every step. Either depends on the run's seed alone, never on the
+model, so every arm of one seed sees the same batches; data augmentation's shifts come from
 `default_rng([seed, 5])`, as independent of the model.
 """
 
@@ -15,7 +18,45 @@ import numpy as np
 from study.engine.training import reuse
 
 
-def batch_plan(n: int, batch_size: int, steps: int, seed: int):
+SAMPLINGS = ("permutation", "with_replacement")
+
+# The seed stream of with-replacement draws: [seed, 1_000_003], far from the small stream
+# numbers used elsewhere (permutation pass p: [seed, p]; shifts: [seed, 5]).
+WITH_REPLACEMENT_STREAM = 1_000_003
+
+
+def batch_plan(n: int, batch_size: int, steps: int, seed: int,
+               sampling: str = "permutation"):
+    """The sample indices of every training step: `permutation_plan` or, with
+    sampling = "with_replacement", `with_replacement_plan`."""
+    if sampling == "with_replacement":
+        return with_replacement_plan(n, batch_size, steps, seed)
+    if sampling != "permutation":
+        raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}; got {sampling!r}")
+    return permutation_plan(n, batch_size, steps, seed)
+
+
+def with_replacement_plan(n: int, batch_size: int, steps: int, seed: int):
+    """Every step's B indices drawn independently and uniformly from {0, ..., n-1}, with
+    replacement (DLFS: `batch_mask = np.random.choice(train_size, batch_size)` every step):
+
+        i[s, j] ~ Uniform{0, ..., n-1},  independent over s and j,
+
+    from `default_rng([seed, WITH_REPLACEMENT_STREAM]).integers(n, size=(steps, B))`. A batch
+    can hold a sample twice and an epoch (n / B steps) misses about a share (1 - 1/n)^n ~ 1/e
+    of the samples. Every batch has B indices, also when B > n. NumPy draws the array in row
+    order, so a run of more steps begins with the same batches. Same return as `batch_plan`.
+    Against the book: the same law, other numbers (its np.random.choice draws from NumPy's
+    global legacy RandomState; here each run has its seeded PCG64 stream); tests/test_sampling.py
+    checks the law (chi-square on the counts, the rate of repeats in a batch and an epoch).
+    """
+    rng = np.random.default_rng([seed, WITH_REPLACEMENT_STREAM])
+    indices = rng.integers(0, n, size=(steps, batch_size), dtype=np.int64).ravel()
+    starts = np.arange(steps, dtype=np.int64) * batch_size
+    return indices, starts, starts + batch_size
+
+
+def permutation_plan(n: int, batch_size: int, steps: int, seed: int):
     """The sample indices of every training step, from a stream of seeded permutations.
 
     Pass p of the data is `default_rng([seed, p]).permutation(n)`, cut into ceil(n / batch)
@@ -73,10 +114,13 @@ class Plan:
         self.indices, self.starts, self.ends, self.shifts = indices, starts, ends, shifts
 
     @classmethod
-    def make(cls, n: int, batch_size: int, steps: int, seed: int, augment_shift: int = 0):
-        shifts = (shift_plan(augment_shift, steps, min(batch_size, n), seed) if augment_shift
-                  else None)
-        return cls(*batch_plan(n, batch_size, steps, seed), shifts)
+    def make(cls, n: int, batch_size: int, steps: int, seed: int, augment_shift: int = 0,
+             sampling: str = "permutation"):
+        # The widest batch: a permutation's batches hold at most n samples, draws with
+        # replacement always batch_size.
+        width = batch_size if sampling == "with_replacement" else min(batch_size, n)
+        shifts = shift_plan(augment_shift, steps, width, seed) if augment_shift else None
+        return cls(*batch_plan(n, batch_size, steps, seed, sampling), shifts)
 
     def batch(self, x, y, step: int):
         chosen = self.indices[self.starts[step]:self.ends[step]]
@@ -85,10 +129,11 @@ class Plan:
         return shift_images(x[chosen], self.shifts[step, :len(chosen)]), y[chosen]
 
 
-def training_batches(x, y, batch_size: int, steps: int, seed: int, augment_shift: int = 0):
+def training_batches(x, y, batch_size: int, steps: int, seed: int, augment_shift: int = 0,
+                     sampling: str = "permutation"):
     """The batches of `batch_plan`, shifted by `shift_plan` when augment_shift > 0, in the form
     `fit` takes fastest on this backend."""
-    plan = Plan.make(len(x), batch_size, steps, seed, augment_shift)
+    plan = Plan.make(len(x), batch_size, steps, seed, augment_shift, sampling)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from study import data as datasets
 from study.engine.studies import components
-from study.engine.studies.run_schema import RunConfig, Training
+from study.engine.studies.run_schema import EarlyStopping, RunConfig, Training
 from study.engine.training import models, reuse
 from study.engine.training.batches import Plan, training_batches
 
@@ -60,21 +60,55 @@ def fit_member(compiled: models.Compiled, config: RunConfig, dataset: datasets.D
     steps_per_epoch, epochs = epochs_of(t, len(dataset.train.x))
     x, y = dataset.train.x, compiled.targets(dataset.train.y)
     batches = training_batches(x, y, t.batch_size, epochs * steps_per_epoch, seed,
-                               augment_shift=t.augment_shift)
+                               augment_shift=t.augment_shift, sampling=t.sampling)
     history = HistoryRecorder(compiled.optimizer, steps_per_epoch)
     callbacks: list[keras.callbacks.Callback] = [history]
     if t.early_stopping is not None:
-        es = t.early_stopping
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=es.monitor, patience=es.patience, mode="min" if "loss" in es.monitor else "max",
-            restore_best_weights=es.restore_best_weights))
-    # The history's val_* (and early stopping) may watch the first history_validation_size
-    # validation samples, to spare evaluations; the final val_* metrics use them all.
+        callbacks += early_stopping_callbacks(compiled, t.early_stopping, dataset, history)
+    # The history's val_* (and early stopping without a split of its own) may watch the first
+    # history_validation_size validation samples, to spare evaluations; the final val_*
+    # metrics use them all.
     size = t.history_validation_size or len(dataset.validation)
     compiled.model.fit(batches, epochs=epochs, steps_per_epoch=steps_per_epoch, shuffle=False,
                        validation_data=evaluation_data(compiled, dataset.validation, size),
                        validation_batch_size=EVALUATION_BATCH, callbacks=callbacks, verbose=0)
     return history
+
+
+def early_stopping_callbacks(compiled: models.Compiled, es: EarlyStopping,
+                             dataset: datasets.Dataset, history: HistoryRecorder):
+    """Keras's EarlyStopping on `es.monitor`, after a `StoppingSplitScore` that puts the
+    stop_* values of the early-stopping split into the logs when `es.split` is set. `history`
+    learns at which steps it stopped and found its best (`HistoryRecorder.stopping`)."""
+    callbacks: list[keras.callbacks.Callback] = []
+    if es.split is not None:
+        # Only the early-stopping split's numbers: every stored metric keeps its own split.
+        callbacks.append(StoppingSplitScore(*evaluation_data(
+            compiled, dataset.early_stopping, len(dataset.early_stopping))))
+    stopper = keras.callbacks.EarlyStopping(
+        monitor=es.monitor, patience=es.patience, mode="min" if "loss" in es.monitor else "max",
+        restore_best_weights=es.restore_best_weights)
+    history.stopper = stopper
+    return [*callbacks, stopper]
+
+
+class StoppingSplitScore(keras.callbacks.Callback):
+    """After each epoch, `stop_loss` and `stop_accuracy` in the logs: the loss and accuracy of
+    the model on the early-stopping split, measured as `evaluate` measures val_* (the same
+    loss, penalties included, and metric; inference mode, so no dropout mask is drawn and no
+    batch-norm statistic moves). Keras hands every later callback the same logs dict, so
+    EarlyStopping after this one can watch them."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if logs is None:
+            return
+        loss, accuracy = self.model.evaluate(self.x, self.y, batch_size=EVALUATION_BATCH,
+                                             verbose=0)
+        logs["stop_loss"], logs["stop_accuracy"] = float(loss), float(accuracy)
 
 
 EVALUATION_BATCH = 1000
@@ -96,7 +130,7 @@ def first_batch(config: RunConfig, dataset: datasets.Dataset, seed: int,
     t = config.training
     steps_per_epoch, epochs = epochs_of(t, len(dataset.train.x))
     plan = Plan.make(len(dataset.train.x), t.batch_size, steps_per_epoch * epochs, seed,
-                      t.augment_shift)
+                     t.augment_shift, t.sampling)
     x, y = plan.batch(dataset.train.x, dataset.train.y, 0)
     return x, compiled.targets(y)
 
@@ -109,6 +143,7 @@ class HistoryRecorder(keras.callbacks.Callback):
         self.optimizer, self.steps_per_epoch = optimizer, steps_per_epoch
         self.rows: list[dict[str, Any]] = []
         self.diverged = False
+        self.stopper: keras.callbacks.EarlyStopping | None = None  # set by early stopping
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
@@ -125,6 +160,17 @@ class HistoryRecorder(keras.callbacks.Callback):
         if loss is None or not math.isfinite(float(loss)):
             self.diverged = True
             self.model.stop_training = True
+
+    def stopping(self) -> dict[str, Any]:
+        """With early stopping: `early_stopping_best_step`, the step of the best monitored
+        value (whose weights restore_best_weights keeps), and `early_stopping_stopped_at_step`,
+        the step at which it stopped the run (None: it ran to the end)."""
+        if self.stopper is None:
+            return {}
+        stopped = self.stopper.stopped_epoch  # Keras: 0 when it never stopped the run
+        return {"early_stopping_best_step": (self.stopper.best_epoch + 1) * self.steps_per_epoch,
+                "early_stopping_stopped_at_step":
+                    (stopped + 1) * self.steps_per_epoch if stopped else None}
 
 
 def current_learning_rate(optimizer) -> float:
@@ -150,6 +196,7 @@ def history_metrics(rows: list[dict[str, Any]], diverged: bool, params: int) -> 
 
 def final_metrics(compiled, dataset, evaluate_test: bool, history: HistoryRecorder):
     metrics = history_metrics(history.rows, history.diverged, compiled.model.count_params())
+    metrics.update(history.stopping())
     if history.diverged:
         return metrics  # weights are NaN: no final evaluation
     for name, (split, size) in evaluation_splits(dataset, evaluate_test).items():

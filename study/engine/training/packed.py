@@ -59,7 +59,9 @@ def packable(spec: RunSpec) -> bool:
     # a layer list, arguments of layers, or your own code take the plain path.
     plain = (m.layers is None and not m.activation_args
              and not components.fingerprints(spec.config))
-    return (plain and t.batch_size >= n_train and not m.batch_norm and m.dropout == 0
+    # Full batch in data order only: draws with replacement give every seed its own batches.
+    return (plain and t.batch_size >= n_train and t.sampling == "permutation"
+            and not m.batch_norm and m.dropout == 0
             and not m.residual
             and m.regularizer is None and m.constraint is None and t.early_stopping is None
             and t.ensemble == 1 and not t.record_gradients

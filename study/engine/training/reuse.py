@@ -76,7 +76,7 @@ def dataset(key: str, load: Callable[[], "Dataset"]) -> "Dataset":  # noqa: F821
         _datasets.move_to_end(key)
         return _datasets[key]
     value = load()
-    for split in (value.train, value.validation, value.test):
+    for split in value.splits():
         split.x.flags.writeable = split.y.flags.writeable = False
     _remember(_datasets, key, value, _DATASETS)
     return value
@@ -109,8 +109,7 @@ def evaluation_batches(x: np.ndarray, y: np.ndarray, size: int, batch_size: int)
 
 def _drop_stale() -> None:
     """Forget the tensors and batches of arrays that no kept dataset holds any more."""
-    alive = {id(a) for d in _datasets.values() for s in (d.train, d.validation, d.test)
-             for a in (s.x, s.y)}
+    alive = {id(a) for d in _datasets.values() for s in d.splits() for a in (s.x, s.y)}
     for key in [k for k, (array, _) in _tensors.items() if id(array) not in alive]:
         del _tensors[key]
     for key in [k for k, v in _batches.items() if id(v[0]) not in alive or id(v[1]) not in alive]:
