@@ -276,3 +276,14 @@ def test_bad_settings_are_refused_with_a_clear_message(case):
     with pytest.raises(ConfigError) as caught:
         expand(raw, source="bad.toml")
     assert message in str(caught.value)
+
+
+def test_the_gaps_are_train_minus_validation_and_train_minus_test():
+    from study.engine.training.probes import add_accuracy_gap
+
+    metrics = {"train_accuracy": 1.0, "val_accuracy": 0.75, "test_accuracy": 0.7}
+    add_accuracy_gap(metrics)
+    assert metrics["accuracy_gap"] == 0.25 and metrics["test_accuracy_gap"] == pytest.approx(0.3)
+    unseen = {"train_accuracy": 1.0, "val_accuracy": 0.75, "test_accuracy": None}
+    add_accuracy_gap(unseen)
+    assert "test_accuracy_gap" not in unseen
