@@ -152,3 +152,21 @@ class AdamSeed000(_AdamBiasCorrected):
 
     def step(self, m_hat, v_hat):
         return m_hat / np.sqrt(v_hat + self.eps)
+
+
+class RMSPropCenteredMomentum(_Stateful):
+    """Keras's RMSprop, centered, with momentum, and eps beside the root as DLFS places it:
+    s <- rho s + (1 - rho) g^2; a <- rho a + (1 - rho) g; u = lr g / (sqrt(s - a^2) + eps);
+    m <- momentum m + u; W <- W - m."""
+
+    def __init__(self, lr=0.01, rho=0.9, momentum=0.5, eps=1e-7):
+        self.lr, self.rho, self.momentum, self.eps = lr, rho, momentum, eps
+        self.s = self.a = self.m = None
+
+    def update(self, params, grads):
+        s, a, m = self._zeros("s", params), self._zeros("a", params), self._zeros("m", params)
+        for k in params:
+            s[k] = self.rho * s[k] + (1 - self.rho) * grads[k] ** 2
+            a[k] = self.rho * a[k] + (1 - self.rho) * grads[k]
+            m[k] = self.momentum * m[k] + self.lr * grads[k] / (np.sqrt(s[k] - a[k] ** 2) + self.eps)
+            params[k] -= m[k]
