@@ -1,4 +1,5 @@
-"""NumPy oracles: each update rule as the lecture notes write it, independent of Keras.
+"""NumPy oracles: each update rule (and the book's dropout) as the lecture notes write it,
+independent of Keras.
 
 Written in the style of "Deep Learning from Scratch" `common/optimizer.py`: one class per
 rule, `update(params, grads)` over a dict of float64 arrays, 2-5 lines of math. Where the
@@ -170,3 +171,21 @@ class RMSPropCenteredMomentum(_Stateful):
             a[k] = self.rho * a[k] + (1 - self.rho) * grads[k]
             m[k] = self.momentum * m[k] + self.lr * grads[k] / (np.sqrt(s[k] - a[k] ** 2) + self.eps)
             params[k] -= m[k]
+
+
+class DropoutDLFS:
+    """DLFS `common/layers.py` Dropout (non-inverted): training keeps x where rand > ratio,
+    unscaled; test multiplies by 1 - ratio. `rand` is passed in (the book draws
+    `np.random.rand(*x.shape)`), so the oracle can take the layer's uniforms."""
+
+    def __init__(self, dropout_ratio=0.5):
+        self.dropout_ratio, self.mask = dropout_ratio, None
+
+    def forward(self, x, rand=None, train_flg=True):
+        if train_flg:
+            self.mask = rand > self.dropout_ratio
+            return x * self.mask
+        return x * (1.0 - self.dropout_ratio)
+
+    def backward(self, dout):
+        return dout * self.mask

@@ -7,7 +7,7 @@ import keras
 from keras import ops
 
 from study import activations, initializers, layers
-from tests.components import gradcheck
+from tests.components import gradcheck, oracles
 
 # float32 against Keras's float32 built-ins: the same formula evaluated in a different order
 # (e.g. BN's x*inv + (beta - mean*inv) vs gamma*(x - mean)/sqrt(var + eps) + beta) differs by
@@ -77,17 +77,20 @@ def test_gradient_matches_central_differences(name):
         assert np.any(analytic[key] != 0), key
 
 
-def test_dropout_gradient_is_its_mask_over_keep_probability():
+@pytest.mark.parametrize("inverted", [True, False], ids=["inverted", "book"])
+def test_dropout_gradient_is_its_mask_times_its_scale(inverted):
+    """Inverted: mask / (1 - p) in training, 1 at inference; the book's: the mask, then 1 - p."""
     rate = 0.4
-    layer = layers.Dropout(rate, seed=5)
+    layer = layers.Dropout(rate, seed=5, inverted=inverted)
     x = _away_from_zero((50, 20)).astype("float32")
     w = np.random.default_rng(2).normal(size=x.shape).astype("float32")
     y, grads = gradcheck.autodiff(layer, x, w, training=True)
     kept = y != 0
     assert 0 < kept.mean() < 1
-    np.testing.assert_allclose(grads["inputs"], np.where(kept, w / (1 - rate), 0.0), rtol=1e-6)
+    scale = 1 / (1 - rate) if inverted else 1.0
+    np.testing.assert_allclose(grads["inputs"], np.where(kept, w * scale, 0.0), rtol=1e-6)
     _, grads = gradcheck.autodiff(layer, x, w, training=False)
-    np.testing.assert_array_equal(grads["inputs"], w)
+    np.testing.assert_allclose(grads["inputs"], w if inverted else w * (1 - rate), rtol=1e-6)
 
 
 # --- Affine ------------------------------------------------------------------------------
@@ -341,6 +344,39 @@ def test_dropout_rejects_a_rate_outside_zero_to_one():
     for rate in (-0.1, 1.0):
         with pytest.raises(ValueError):
             layers.Dropout(rate)
+    with pytest.raises(ValueError, match="`inverted` must be true or false"):
+        layers.Dropout(0.5, inverted="no")
+
+
+def test_book_dropout_equals_the_book_in_float64():
+    """20 training calls, each against DLFS's forward with the uniforms the layer drew (the
+    same seed's stream, drawn beside it), then inference. Exact up to float64 round-off; 1e-6
+    relative is the bar of the other oracle tests."""
+    rate = 0.2  # the book's dropout_ratio
+    book = oracles.DropoutDLFS(rate)
+    x = _away_from_zero((8, 30))
+    with gradcheck.float64():
+        layer = layers.Dropout(rate, seed=6, inverted=False, dtype="float64")
+        stream = keras.random.SeedGenerator(6)
+        for _ in range(20):
+            u = _np(keras.random.uniform(x.shape, seed=stream, dtype="float64"))
+            y = _np(layer(x, training=True))
+            assert y.dtype == np.float64
+            np.testing.assert_allclose(y, book.forward(x, u), rtol=1e-6, atol=0)
+            assert 0 < book.mask.mean() < 1
+        y = _np(layer(x, training=False))
+    np.testing.assert_allclose(y, book.forward(x, train_flg=False), rtol=1e-6, atol=0)
+
+
+def test_book_dropout_is_the_inverted_one_times_the_keep_probability():
+    """One seed, one mask: the docstring's measured difference, a factor 1 - p everywhere."""
+    rate = 0.2
+    x = _away_from_zero((20, 30)).astype("float32")
+    book, inverted = layers.Dropout(rate, seed=4, inverted=False), layers.Dropout(rate, seed=4)
+    for training in (True, False):
+        np.testing.assert_allclose(_np(book(x, training=training)),
+                                   _np(inverted(x, training=training)) * np.float32(1 - rate),
+                                   rtol=3e-7, atol=0)  # a float32 rounding or two apart
 
 
 # --- ResidualBlock ------------------------------------------------------------------------
@@ -402,6 +438,7 @@ SERIALIZATION_CASES = {
     "Softplus": layers.Softplus,
     "Softmax": lambda: layers.Softmax(axis=1),
     "Dropout": lambda: layers.Dropout(0.3, noise_shape=(None, 1, 4), seed=2),
+    "Dropout-book": lambda: layers.Dropout(0.3, seed=2, inverted=False),
     "BatchNormalization": lambda: layers.BatchNormalization(axis=1, momentum=0.9, epsilon=1e-4,
                                                             center=False),
     "ResidualBlock": lambda: layers.ResidualBlock(activation="prelu"),
@@ -432,7 +469,7 @@ def test_config_round_trip_and_keras_file(name, tmp_path):
     x = np.random.default_rng(0).normal(size=(5, 3, 4)).astype("float32")
     path = tmp_path / f"{name}.keras"
     model.save(path)
-    loaded = keras.saving.load_model(path)  # safe_mode=True
+    loaded = keras.saving.load_model(path, safe_mode=True)
     assert type(loaded.layers[0]) is type(layer)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert len(model.weights) == len(loaded.weights)
