@@ -169,7 +169,8 @@ class RMSPropCenteredMomentum(_Stateful):
         for k in params:
             s[k] = self.rho * s[k] + (1 - self.rho) * grads[k] ** 2
             a[k] = self.rho * a[k] + (1 - self.rho) * grads[k]
-            m[k] = self.momentum * m[k] + self.lr * grads[k] / (np.sqrt(s[k] - a[k] ** 2) + self.eps)
+            root = np.sqrt(s[k] - a[k] ** 2)
+            m[k] = self.momentum * m[k] + self.lr * grads[k] / (root + self.eps)
             params[k] -= m[k]
 
 
