@@ -1,4 +1,5 @@
-"""NumPy oracles: each update rule as the lecture notes write it, independent of Keras.
+"""NumPy oracles: each update rule (and the book's dropout) as the lecture notes write it,
+independent of Keras.
 
 Written in the style of "Deep Learning from Scratch" `common/optimizer.py`: one class per
 rule, `update(params, grads)` over a dict of float64 arrays, 2-5 lines of math. Where the
@@ -152,3 +153,40 @@ class AdamSeed000(_AdamBiasCorrected):
 
     def step(self, m_hat, v_hat):
         return m_hat / np.sqrt(v_hat + self.eps)
+
+
+class RMSPropCenteredMomentum(_Stateful):
+    """Keras's RMSprop, centered, with momentum, and eps beside the root as DLFS places it:
+    s <- rho s + (1 - rho) g^2; a <- rho a + (1 - rho) g; u = lr g / (sqrt(s - a^2) + eps);
+    m <- momentum m + u; W <- W - m."""
+
+    def __init__(self, lr=0.01, rho=0.9, momentum=0.5, eps=1e-7):
+        self.lr, self.rho, self.momentum, self.eps = lr, rho, momentum, eps
+        self.s = self.a = self.m = None
+
+    def update(self, params, grads):
+        s, a, m = self._zeros("s", params), self._zeros("a", params), self._zeros("m", params)
+        for k in params:
+            s[k] = self.rho * s[k] + (1 - self.rho) * grads[k] ** 2
+            a[k] = self.rho * a[k] + (1 - self.rho) * grads[k]
+            root = np.sqrt(s[k] - a[k] ** 2)
+            m[k] = self.momentum * m[k] + self.lr * grads[k] / (root + self.eps)
+            params[k] -= m[k]
+
+
+class DropoutDLFS:
+    """DLFS `common/layers.py` Dropout (non-inverted): training keeps x where rand > ratio,
+    unscaled; test multiplies by 1 - ratio. `rand` is passed in (the book draws
+    `np.random.rand(*x.shape)`), so the oracle can take the layer's uniforms."""
+
+    def __init__(self, dropout_ratio=0.5):
+        self.dropout_ratio, self.mask = dropout_ratio, None
+
+    def forward(self, x, rand=None, train_flg=True):
+        if train_flg:
+            self.mask = rand > self.dropout_ratio
+            return x * self.mask
+        return x * (1.0 - self.dropout_ratio)
+
+    def backward(self, dout):
+        return dout * self.mask

@@ -7,7 +7,7 @@ import keras
 from keras import ops
 
 from study import activations, initializers, layers
-from tests.components import gradcheck
+from tests.components import gradcheck, oracles
 
 # float32 against Keras's float32 built-ins: the same formula evaluated in a different order
 # (e.g. BN's x*inv + (beta - mean*inv) vs gamma*(x - mean)/sqrt(var + eps) + beta) differs by
@@ -54,6 +54,11 @@ GRADIENT_CASES = {
     "BatchNormalization": layers.BatchNormalization,
     "ResidualBlock": layers.ResidualBlock,
     "ResidualBlock-prelu": lambda: layers.ResidualBlock(activation="prelu"),
+    "ResidualBlock-pre": lambda: layers.ResidualBlock(preactivation=True),
+    "ResidualBlock-pre-prelu": lambda: layers.ResidualBlock(activation="prelu",
+                                                            preactivation=True),
+    "ResidualBlock-pre-sigmoid": lambda: layers.ResidualBlock(activation="sigmoid",
+                                                              preactivation=True),
 }
 
 
@@ -77,17 +82,20 @@ def test_gradient_matches_central_differences(name):
         assert np.any(analytic[key] != 0), key
 
 
-def test_dropout_gradient_is_its_mask_over_keep_probability():
+@pytest.mark.parametrize("inverted", [True, False], ids=["inverted", "book"])
+def test_dropout_gradient_is_its_mask_times_its_scale(inverted):
+    """Inverted: mask / (1 - p) in training, 1 at inference; the book's: the mask, then 1 - p."""
     rate = 0.4
-    layer = layers.Dropout(rate, seed=5)
+    layer = layers.Dropout(rate, seed=5, inverted=inverted)
     x = _away_from_zero((50, 20)).astype("float32")
     w = np.random.default_rng(2).normal(size=x.shape).astype("float32")
     y, grads = gradcheck.autodiff(layer, x, w, training=True)
     kept = y != 0
     assert 0 < kept.mean() < 1
-    np.testing.assert_allclose(grads["inputs"], np.where(kept, w / (1 - rate), 0.0), rtol=1e-6)
+    scale = 1 / (1 - rate) if inverted else 1.0
+    np.testing.assert_allclose(grads["inputs"], np.where(kept, w * scale, 0.0), rtol=1e-6)
     _, grads = gradcheck.autodiff(layer, x, w, training=False)
-    np.testing.assert_array_equal(grads["inputs"], w)
+    np.testing.assert_allclose(grads["inputs"], w if inverted else w * (1 - rate), rtol=1e-6)
 
 
 # --- Affine ------------------------------------------------------------------------------
@@ -341,6 +349,39 @@ def test_dropout_rejects_a_rate_outside_zero_to_one():
     for rate in (-0.1, 1.0):
         with pytest.raises(ValueError):
             layers.Dropout(rate)
+    with pytest.raises(ValueError, match="`inverted` must be true or false"):
+        layers.Dropout(0.5, inverted="no")
+
+
+def test_book_dropout_equals_the_book_in_float64():
+    """20 training calls, each against DLFS's forward with the uniforms the layer drew (the
+    same seed's stream, drawn beside it), then inference. Exact up to float64 round-off; 1e-6
+    relative is the bar of the other oracle tests."""
+    rate = 0.2  # the book's dropout_ratio
+    book = oracles.DropoutDLFS(rate)
+    x = _away_from_zero((8, 30))
+    with gradcheck.float64():
+        layer = layers.Dropout(rate, seed=6, inverted=False, dtype="float64")
+        stream = keras.random.SeedGenerator(6)
+        for _ in range(20):
+            u = _np(keras.random.uniform(x.shape, seed=stream, dtype="float64"))
+            y = _np(layer(x, training=True))
+            assert y.dtype == np.float64
+            np.testing.assert_allclose(y, book.forward(x, u), rtol=1e-6, atol=0)
+            assert 0 < book.mask.mean() < 1
+        y = _np(layer(x, training=False))
+    np.testing.assert_allclose(y, book.forward(x, train_flg=False), rtol=1e-6, atol=0)
+
+
+def test_book_dropout_is_the_inverted_one_times_the_keep_probability():
+    """One seed, one mask: the docstring's measured difference, a factor 1 - p everywhere."""
+    rate = 0.2
+    x = _away_from_zero((20, 30)).astype("float32")
+    book, inverted = layers.Dropout(rate, seed=4, inverted=False), layers.Dropout(rate, seed=4)
+    for training in (True, False):
+        np.testing.assert_allclose(_np(book(x, training=training)),
+                                   _np(inverted(x, training=training)) * np.float32(1 - rate),
+                                   rtol=3e-7, atol=0)  # a float32 rounding or two apart
 
 
 # --- ResidualBlock ------------------------------------------------------------------------
@@ -376,6 +417,84 @@ def test_residual_block_accepts_the_registry_activation_names(activation):
     assert len(block.trainable_weights) == 4 + n_alpha
 
 
+def _relu(z):
+    return np.maximum(z, 0.0)
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+@pytest.mark.parametrize(("activation", "act"), [("relu", _relu), ("sigmoid", _sigmoid)])
+def test_preactivation_block_equals_numpy_in_float64(activation, act):
+    """y = x + W2 act(W1 act(x) + b1) + b2; atol 1e-12 only for outputs that pass near 0
+    (float64 round-off of these sums is ~1e-15)."""
+    x = np.random.default_rng(0).normal(size=(6, 5))
+    with gradcheck.float64():
+        block = layers.ResidualBlock(activation, bias_initializer="random_normal",
+                                     preactivation=True, dtype="float64")
+        y = _np(block(x))
+        w1, b1 = _np(block.inner_1.kernel), _np(block.inner_1.bias)
+        w2, b2 = _np(block.inner_2.kernel), _np(block.inner_2.bias)
+    assert y.dtype == np.float64
+    expected = x + act(act(x) @ w1 + b1) @ w2 + b2
+    np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-12)
+    post = x + act(x @ w1 + b1) @ w2 + b2  # the default form: the test tells them apart
+    assert not np.allclose(expected, post, rtol=1e-3)
+
+
+def _gradient_into_a_stack(preactivation, blocks=10, width=100):
+    """|dL/dx| / |dL/dy| of 10 sigmoid blocks at initialisation (N(0, 1/d) kernels), the
+    default form with a sigmoid after each block (the engine's shorthand), or the pre form."""
+    stack = [keras.Input((width,))]
+    for i in range(blocks):
+        kernels = initializers.VarianceScaling(1.0, "fan_in", "untruncated_normal", seed=i)
+        stack.append(layers.ResidualBlock("sigmoid", kernel_initializer=kernels,
+                                          preactivation=preactivation))
+        if not preactivation:
+            stack.append(layers.Sigmoid())
+    rng = np.random.default_rng(0)
+    x = _sigmoid(rng.normal(size=(32, width))).astype("float32")
+    w = rng.normal(size=(32, width)).astype("float32")
+    _, grads = gradcheck.autodiff(keras.Sequential(stack), x, w)
+    return np.linalg.norm(grads["inputs"], axis=1).mean() / np.linalg.norm(w, axis=1).mean()
+
+
+def test_preactivation_stack_keeps_the_gradient():
+    """Measured: 1.0095 (pre) vs 3.7e-7 (sigmoid after each block): each sigmoid' <= 1/4."""
+    assert 0.9 < _gradient_into_a_stack(preactivation=True) < 1.2
+    assert _gradient_into_a_stack(preactivation=False) < 1e-5
+
+
+@pytest.mark.parametrize("make", [
+    lambda: initializers.HeNormal(seed=3),
+    lambda: keras.initializers.HeNormal(seed=3),
+    lambda: initializers.VarianceScaling(1.0, "fan_in", "untruncated_normal", seed=3),
+], ids=["ours", "keras", "variance_scaling"])
+def test_residual_block_seeds_its_kernels_apart_and_reproducibly(make):
+    def kernels(initializer):
+        block = layers.ResidualBlock(kernel_initializer=initializer)
+        block.build((None, 6))
+        return _np(block.inner_1.kernel), _np(block.inner_2.kernel)
+
+    w1, w2 = kernels(make())
+    assert not np.array_equal(w1, w2)  # one integer seed used to give W1 == W2
+    again_1, again_2 = kernels(make())
+    np.testing.assert_array_equal(w1, again_1)  # the same seed gives the same block
+    np.testing.assert_array_equal(w2, again_2)
+    affine = layers.Affine(6, kernel_initializer=make())
+    affine.build((None, 6))
+    np.testing.assert_array_equal(w1, _np(affine.kernel))  # W1 is the seed's own draw
+    assert not np.array_equal(kernels(keras.initializers.HeNormal(seed=4))[1], w2)
+
+
+def test_residual_block_seeded_by_a_seed_generator_draws_two_kernels():
+    block = layers.ResidualBlock(
+        kernel_initializer=keras.initializers.HeNormal(seed=keras.random.SeedGenerator(3)))
+    block.build((None, 6))
+    assert not np.array_equal(_np(block.inner_1.kernel), _np(block.inner_2.kernel))
+
+
 def test_residual_block_accepts_a_layer_and_rejects_unknown_names():
     block = layers.ResidualBlock(activation=layers.LeakyReLU(0.1))
     clone = layers.ResidualBlock.from_config(block.get_config())
@@ -383,6 +502,8 @@ def test_residual_block_accepts_a_layer_and_rejects_unknown_names():
     assert clone.activation_layer.negative_slope == 0.1
     with pytest.raises(ValueError, match="unknown activation"):
         layers.ResidualBlock(activation="relu6")
+    with pytest.raises(ValueError, match="`preactivation` must be true or false"):
+        layers.ResidualBlock(preactivation="yes")
 
 
 # --- serialization -------------------------------------------------------------------------
@@ -402,10 +523,12 @@ SERIALIZATION_CASES = {
     "Softplus": layers.Softplus,
     "Softmax": lambda: layers.Softmax(axis=1),
     "Dropout": lambda: layers.Dropout(0.3, noise_shape=(None, 1, 4), seed=2),
+    "Dropout-book": lambda: layers.Dropout(0.3, seed=2, inverted=False),
     "BatchNormalization": lambda: layers.BatchNormalization(axis=1, momentum=0.9, epsilon=1e-4,
                                                             center=False),
     "ResidualBlock": lambda: layers.ResidualBlock(activation="prelu"),
     "ResidualBlock-layer": lambda: layers.ResidualBlock(activation=layers.ELU(0.5)),
+    "ResidualBlock-pre": lambda: layers.ResidualBlock(activation="prelu", preactivation=True),
 }
 
 
@@ -432,7 +555,7 @@ def test_config_round_trip_and_keras_file(name, tmp_path):
     x = np.random.default_rng(0).normal(size=(5, 3, 4)).astype("float32")
     path = tmp_path / f"{name}.keras"
     model.save(path)
-    loaded = keras.saving.load_model(path)  # safe_mode=True
+    loaded = keras.saving.load_model(path, safe_mode=True)
     assert type(loaded.layers[0]) is type(layer)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert len(model.weights) == len(loaded.weights)

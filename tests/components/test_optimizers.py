@@ -7,6 +7,10 @@ Tolerances:
 - ours (float32) vs a float64 NumPy oracle over 20 steps: rtol 1e-5, atol 1e-6. Each float32
   operation rounds by up to 6e-8 relative, and 20 steps of a few operations accumulate to
   ~1e-6; a wrong formula misses by orders of magnitude more (the gap tests below show how much).
+- the book's forms as options, ours in float64 vs the book's float64 NumPy code over 20 steps:
+  rtol 1e-6 on the displacement. The only float32 left is the learning-rate variable (0.01 is
+  stored as 0.01 - 2.2e-10), a 2.2e-8 relative error on every step; the rest is float64
+  round-off, ~1e-15.
 """
 
 import numpy as np
@@ -14,9 +18,9 @@ import pytest
 
 import keras
 
-from study import optimizers
+from study import optimizers, registry
 from study.registry import COMPONENTS
-from tests.components import oracles
+from tests.components import gradcheck, oracles
 
 # One table, optax style: every case runs through the generic tests below.
 # (ours, the Keras built-in, kwargs for both).
@@ -147,6 +151,56 @@ def test_equals_numpy_oracle_of_the_notes(case):
     np.testing.assert_allclose(_run_ours(ours(), w0, gradients), expected, rtol=1e-5, atol=1e-6)
 
 
+def _run_ours_float64(optimizer, w0, gradients):
+    variable = keras.Variable(np.asarray(w0, "float64"), dtype="float64")
+    for g in gradients:
+        optimizer.apply([keras.ops.convert_to_tensor(np.asarray(g, "float64"))], [variable])
+    return np.asarray(keras.ops.convert_to_numpy(variable))
+
+
+# The book's forms as options of ours, beside the book's code (DLFS common/optimizer.py).
+BOOK_OPTIONS = {
+    "adagrad (DLFS)": (
+        lambda: optimizers.AdaGrad(0.01, initial_accumulator_value=0.0,
+                                   epsilon_outside_root=True),
+        lambda: oracles.AdaGradDLFS(0.01)),
+    "rmsprop (DLFS)": (lambda: optimizers.RMSProp(0.01, rho=0.99, epsilon_outside_root=True),
+                       lambda: oracles.RMSPropDLFS(0.01, decay_rate=0.99)),
+    "rmsprop centered momentum, eps outside": (
+        lambda: optimizers.RMSProp(0.01, rho=0.9, momentum=0.5, centered=True,
+                                   epsilon_outside_root=True),
+        lambda: oracles.RMSPropCenteredMomentum(0.01, rho=0.9, momentum=0.5)),
+}
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-6], ids=["unit-gradients", "gradients-1e-6"])
+@pytest.mark.parametrize("case", list(BOOK_OPTIONS))
+def test_book_option_equals_the_book_in_float64(case, scale):
+    """On unit gradients eps hardly matters (inside vs outside the root: ~1e-7 apart); on
+    gradients of 1e-6, sqrt(h) ~ eps and its placement changes the step by up to 99.5%."""
+    ours, oracle = BOOK_OPTIONS[case]
+    w0, gradients = np.linspace(-1, 1, 10), _gradient_sequence(scale=scale)
+    expected = _run_oracle(oracle(), w0, gradients)
+    with gradcheck.float64():
+        found = _run_ours_float64(ours(), w0, gradients)
+    assert found.dtype == np.float64
+    assert not np.allclose(expected, w0)
+    np.testing.assert_allclose(found - w0, expected - w0, rtol=1e-6, atol=0)
+
+
+def test_centered_rmsprop_with_eps_outside_the_root_stays_finite():
+    """Constant gradients: the centered variance s - a*a is 0 in exact arithmetic and rounds
+    to +-1 ulp in float32; the root of a negative one would be NaN (it was, for every scale
+    below, before the variance was clipped at 0)."""
+    for scale in (0.001, 0.1, 3.1):
+        optimizer = optimizers.RMSProp(0.01, rho=0.5, centered=True, epsilon_outside_root=True)
+        g = (scale * np.random.default_rng(0).uniform(0.5, 2.0, size=50)).astype("float32")
+        w = keras.Variable(np.linspace(-1, 1, 50).astype("float32"))
+        for _ in range(60):
+            optimizer.apply([keras.ops.convert_to_tensor(g)], [w])
+        assert np.isfinite(keras.ops.convert_to_numpy(w)).all(), scale
+
+
 def _relative_gap(ours, oracle, scale):
     """Largest difference of the two displacements w_T - w_0, relative to the oracle's.
 
@@ -173,6 +227,9 @@ def test_adagrad_gap_to_dlfs():
                          oracles.AdaGradDLFS(0.01), 1.0) < AGREE
     assert _relative_gap(optimizers.AdaGrad(0.01, initial_accumulator_value=0.0),
                          oracles.AdaGradDLFS(0.01), 1e-6) > 0.5
+    # The option moves eps outside the root: the gap closes on tiny gradients too.
+    book = optimizers.AdaGrad(0.01, initial_accumulator_value=0.0, epsilon_outside_root=True)
+    assert _relative_gap(book, oracles.AdaGradDLFS(0.01), 1e-6) < AGREE
 
 
 def test_rmsprop_gap_to_dlfs():
@@ -181,6 +238,8 @@ def test_rmsprop_gap_to_dlfs():
     tiny = _relative_gap(optimizers.RMSProp(0.01, rho=0.99), oracles.RMSPropDLFS(0.01), 1e-5)
     assert ordinary < AGREE
     assert tiny > 0.5
+    book = optimizers.RMSProp(0.01, rho=0.99, epsilon_outside_root=True)
+    assert _relative_gap(book, oracles.RMSPropDLFS(0.01), 1e-5) < AGREE
 
 
 def test_adam_gap_to_textbook():
@@ -216,12 +275,19 @@ def test_momentum_worked_example_of_seed_000():
 # --- generic behaviour over every registered optimizer -------------------------------------
 
 REGISTERED = [c for c in COMPONENTS if c.kind == "optimizer"]
+# Every registered optimizer with its defaults, and each option that has no Keras built-in
+# (the equality tests above cannot reach those) with the book's values.
+BOOK_ARGUMENTS = {"adagrad": {"epsilon_outside_root": True, "initial_accumulator_value": 0.0},
+                  "rmsprop": {"epsilon_outside_root": True, "rho": 0.99}}
+WITH_ARGUMENTS = [(c, {}) for c in REGISTERED] + [
+    (registry.lookup("optimizer", name), args) for name, args in BOOK_ARGUMENTS.items()]
+WITH_ARGUMENTS_IDS = [c.name + ("-book" if args else "") for c, args in WITH_ARGUMENTS]
 
 
-@pytest.mark.parametrize("component", REGISTERED, ids=lambda c: c.name)
-def test_descends_the_anisotropic_bowl(component):
+@pytest.mark.parametrize(("component", "arguments"), WITH_ARGUMENTS, ids=WITH_ARGUMENTS_IDS)
+def test_descends_the_anisotropic_bowl(component, arguments):
     """f(x, y) = x^2/20 + y^2 from (-7, 2), the notes' test function: every optimizer descends."""
-    optimizer = component.create(learning_rate=0.1)
+    optimizer = component.create(learning_rate=0.1, **arguments)
     point = keras.Variable(np.array([-7.0, 2.0], "float32"))
     scale = np.array([1 / 10, 2.0], "float32")  # gradient of f is (x/10, 2y)
     for _ in range(200):
@@ -232,10 +298,12 @@ def test_descends_the_anisotropic_bowl(component):
     assert x ** 2 / 20 + y ** 2 < 0.5 * (49 / 20 + 4)
 
 
-@pytest.mark.parametrize("component", REGISTERED, ids=lambda c: c.name)
-def test_config_round_trip_and_registered_name(component):
-    optimizer = component.create(learning_rate=0.02, clipnorm=1.0, weight_decay=0.001)
+@pytest.mark.parametrize(("component", "arguments"), WITH_ARGUMENTS, ids=WITH_ARGUMENTS_IDS)
+def test_config_round_trip_and_registered_name(component, arguments):
+    optimizer = component.create(learning_rate=0.02, clipnorm=1.0, weight_decay=0.001,
+                                 **arguments)
     config = optimizer.get_config()
+    assert {k: config[k] for k in arguments} == arguments
     clone = type(optimizer).from_config(config)
     assert clone.get_config() == config
     by_name = keras.optimizers.get(f"study>{type(optimizer).__name__}")
@@ -258,7 +326,10 @@ def test_compile_accepts_registered_string():
     lambda: optimizers.RMSProp(rho=-0.1),
     lambda: optimizers.AdaGrad(initial_accumulator_value=-1.0),
     lambda: optimizers.SGD(momentum=0.9),  # the momentum technique is `Momentum`
-], ids=["momentum>1", "momentum-str", "beta_1=1", "eps<0", "rho<0", "h0<0", "sgd-momentum"])
+    lambda: optimizers.AdaGrad(epsilon_outside_root="yes"),
+    lambda: optimizers.RMSProp(epsilon_outside_root=1),
+], ids=["momentum>1", "momentum-str", "beta_1=1", "eps<0", "rho<0", "h0<0", "sgd-momentum",
+        "adagrad-outside-str", "rmsprop-outside-int"])
 def test_bad_arguments_raise_clear_errors(make):
     with pytest.raises(ValueError):
         make()

@@ -14,9 +14,16 @@ import pytest
 import keras
 
 from study import activations, constraints, initializers, layers, regularizers
-from study.registry import COMPONENTS
+from study.registry import COMPONENTS, lookup
 
 OPTIMIZERS = [c for c in COMPONENTS if c.kind == "optimizer"]
+# Each registered optimizer, and the book's options (no Keras twin): (file name, entry, arguments).
+BOOK_OPTIMIZER_ARGUMENTS = {
+    "adagrad": {"epsilon_outside_root": True, "initial_accumulator_value": 0.0},
+    "rmsprop": {"epsilon_outside_root": True, "rho": 0.99}}
+OPTIMIZER_CASES = [(c.name, c, {}) for c in OPTIMIZERS] + [
+    (f"{name}-book", lookup("optimizer", name), args)
+    for name, args in BOOK_OPTIMIZER_ARGUMENTS.items()]
 INITIALIZERS = [c for c in COMPONENTS if c.kind == "initializer"]
 ACTIVATION_LAYERS = [c for c in COMPONENTS if c.kind == "activation"]
 
@@ -40,6 +47,8 @@ def _every_component_model(seed):
     x = layers.BatchNormalization()(x)
     x = layers.Dropout(0.2, seed=seed)(x)
     x = layers.ResidualBlock(activation="prelu")(x)
+    x = layers.Dropout(0.2, seed=seed + 1, inverted=False)(x)  # the book's: x 0.8 at inference
+    x = layers.ResidualBlock(activation="prelu", preactivation=True)(x)
     x = layers.Affine(12, activation=activations.swish)(x)
     side = layers.Step()(layers.Affine(4, activation=activations.tanh)(x))
     x = layers.Softmax()(layers.Affine(3)(keras.layers.Concatenate()([x, side])))
@@ -55,17 +64,17 @@ def _data():
 def test_every_component_round_trips_through_a_keras_file_in_a_new_process(tmp_path):
     x, y = _data()
     expected = {}
-    for k, optimizer in enumerate(OPTIMIZERS):
+    for k, (name, optimizer, arguments) in enumerate(OPTIMIZER_CASES):
         model = _every_component_model(seed=10 * k)
-        model.compile(optimizer=optimizer.create(learning_rate=0.01),
+        model.compile(optimizer=optimizer.create(learning_rate=0.01, **arguments),
                       loss="sparse_categorical_crossentropy")
         model.fit(x, y, batch_size=16, epochs=2, verbose=0)  # 8 steps: optimizer state is non-trivial
-        path = tmp_path / f"{optimizer.name}.keras"
+        path = tmp_path / f"{name}.keras"
         model.save(path)
-        expected[optimizer.name] = {
+        expected[name] = {
             "prediction": model.predict(x, verbose=0),
             "optimizer": {v.path: keras.ops.convert_to_numpy(v) for v in model.optimizer.variables},
-            "config": model.optimizer.get_config(),
+            "arguments": arguments,
         }
 
     script = textwrap.dedent(f"""
@@ -79,6 +88,8 @@ def test_every_component_round_trips_through_a_keras_file_in_a_new_process(tmp_p
             out[name + ".prediction"] = model.predict(np.load({str(tmp_path)!r} + "/x.npy"), verbose=0)
             out[name + ".class"] = np.array(type(model.optimizer).__module__ + "." +
                                             type(model.optimizer).__name__)
+            out[name + ".config"] = np.array(json.dumps(model.optimizer.get_config(),
+                                                        default=repr))
             for v in model.optimizer.variables:
                 out[name + ".opt." + v.path] = keras.ops.convert_to_numpy(v)
         np.savez({str(tmp_path)!r} + "/loaded.npz", **out)
@@ -94,6 +105,8 @@ def test_every_component_round_trips_through_a_keras_file_in_a_new_process(tmp_p
         # Same weights, same float ops, same process kind: predictions are bit-identical.
         np.testing.assert_array_equal(loaded[name + ".prediction"], want["prediction"])
         assert str(loaded[name + ".class"]).startswith("study.optimizers.")
+        config = json.loads(str(loaded[name + ".config"]))
+        assert {k: config[k] for k in want["arguments"]} == want["arguments"], name
         for path, value in want["optimizer"].items():
             np.testing.assert_array_equal(loaded[name + ".opt." + path], value, err_msg=path)
 

@@ -1,10 +1,11 @@
 """A run's identity and its name: the run key, and the arm's label for people.
 
 The key is a hash of everything a run depends on: the engine's version, the study, the seed,
-the resolved configuration and, when the run names your own components, the fingerprints of
-their source files. Settings added after results were first stored are left out of the
-configuration while at their default (`ADDED_LATER`), so adding a setting never changes the key
-of a run that predates it.
+the resolved configuration, the fingerprints of the source files of your own components (when
+the run names some) and, when it has a residual block, how the block seeds its kernels.
+Settings added after results were first stored are left out of the configuration while at
+their default (`ADDED_LATER`), so adding a setting never changes the key of a run that
+predates it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,21 @@ def without_later_defaults(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+# Residual blocks once drew W1 and W2 from one integer seed (W1 == W2 at the start); they now
+# seed W2 apart (study.layers.residual), which changes what every run with a block computes. So
+# the key of such a run takes this marker, and stored results of the old blocks are not reused;
+# runs without a block keep their keys (a new ENGINE_VERSION would have changed them all).
+RESIDUAL_KERNELS = "seeded apart"
+
+
+def has_residual_block(config: dict[str, Any]) -> bool:
+    """Does the resolved configuration's network have a ResidualBlock (shorthand or list)?"""
+    model = config.get("model") or {}
+    return bool(model.get("residual")) or any(
+        isinstance(entry, dict) and entry.get("layer") == "residual"
+        for entry in model.get("layers") or [])
+
+
 def revisions(config: dict[str, Any]) -> dict[str, int]:
     """What changed in the computation of some runs since their configuration was first keyed.
 
@@ -59,6 +75,8 @@ def run_key(study: str, config: dict[str, Any], seed: int,
     payload = {"engine": ENGINE_VERSION, "study": study, "seed": seed, "config": config}
     if code:
         payload["code"] = code
+    if has_residual_block(config):
+        payload["residual_kernels"] = RESIDUAL_KERNELS
     if revised := revisions(config):
         payload["revisions"] = revised
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))

@@ -9,7 +9,9 @@ every key but `layer` is an argument of the layer's constructor. The network's o
 The shorthands `hidden`, `activation`, `batch_norm`, `dropout`, `residual` (and their `*_args`)
 expand to such a list, `[affine (or residual) -> (batch_norm) -> activation -> (dropout)] x n`
 (`from_model`), which the model builder reads either way; a run written with the shorthands
-keeps its run key.
+keeps its run key. Pre-activation blocks (`residual_args = { preactivation = true }`) apply the
+activation inside, y = x + W2 act(W1 act(x) + b1) + b2, so no activation layer follows them
+(batch_norm and dropout, when set, still do): `[residual -> (batch_norm) -> (dropout)]`.
 
 The builder fills in what a layer's position decides: each weight layer (`affine`,
 `keras.affine`, `residual`) opens block i and takes the model's initializer seeded by the run's
@@ -38,16 +40,23 @@ def from_model(model) -> list[dict[str, Any]]:
                                                                           model.batch_norm)
     entries = []
     for i, units in enumerate(model.hidden):
-        if model.residual and i > 0:
+        block = model.residual and i > 0
+        if block:
             entries.append({"layer": "residual", **model.residual_args})
         else:
             entries.append({"layer": "affine", "units": units})
         if model.batch_norm:
             entries.append({"layer": normalization, **model.batch_norm_args})
-        entries.append({"layer": model.activation, **model.activation_args})
+        if not (block and preactivation(model)):  # the pre form's activation is inside
+            entries.append({"layer": model.activation, **model.activation_args})
         if model.dropout > 0:
             entries.append({"layer": "dropout", "rate": model.dropout, **model.dropout_args})
     return entries
+
+
+def preactivation(model) -> bool:
+    """Are the shorthand's residual blocks of the pre-activation form (no activation after)?"""
+    return model.residual_args.get("preactivation") is True
 
 
 def as_shorthand(model) -> dict[str, Any] | None:
