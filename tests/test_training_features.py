@@ -287,3 +287,28 @@ def test_the_gaps_are_train_minus_validation_and_train_minus_test():
     unseen = {"train_accuracy": 1.0, "val_accuracy": 0.75, "test_accuracy": None}
     add_accuracy_gap(unseen)
     assert "test_accuracy_gap" not in unseen
+
+
+def test_along_x_measures_the_overshoot_and_the_halving_step():
+    from study.engine.training.tasks import along_x
+
+    # From -7 towards 0: past 0 up to 0.9 and back; |x| <= 3.5 first at step 2.
+    assert along_x(np.array([-7.0, -5.0, -3.0, 0.5, 0.9, 0.2])) == {
+        "x_overshoot": 0.9, "x_halved_at_step": 2}
+    # From +4 towards 0 without crossing: no overshoot, never halved.
+    assert along_x(np.array([4.0, 3.5, 3.0, 2.5])) == {"x_overshoot": 0.0,
+                                                      "x_halved_at_step": None}
+
+
+def test_a_revision_rekeys_the_optimizer_path_runs_and_no_other():
+    from study.engine.studies.identity import run_key
+
+    path = {"task": "optimizer_path", "data": {"dataset": "bowl"}}
+    train = {"data": {"dataset": "xor"}}
+    payload_key = __import__("hashlib").sha256(
+        b'{"config":{"data":{"dataset":"xor"}},"engine":2,"seed":0,"study":"s"}').hexdigest()[:16]
+    assert run_key("s", train, 0) == payload_key  # untouched: the key it always had
+    unrevised = __import__("hashlib").sha256(
+        b'{"config":{"data":{"dataset":"bowl"},"task":"optimizer_path"},"engine":2,"seed":0,'
+        b'"study":"s"}').hexdigest()[:16]
+    assert run_key("s", path, 0) != unrevised
