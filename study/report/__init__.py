@@ -96,7 +96,7 @@ arm.</p>
 interval; the best mean of each column is highlighted; diverged runs are counted, not
 dropped.</p>
 {tables.summary_html(summary, metrics, by=group_by,
-                     caption=f"{s.name}: final metrics per {group_by if group_by != 'name' else 'arm'}")}
+                     caption=f"{s.name}: final metrics per {tables.grouping_text(group_by)}")}
 <p>{pages.links([("summary.csv", f"{s.name}/summary.csv"), ("runs.csv", f"{s.name}/runs.csv"),
                  ("claims.csv", f"{s.name}/claims.csv")])}</p>
 <h2>Figures</h2>

@@ -1,9 +1,10 @@
 """The report's tables, built with pandas: one row per arm, every run counted.
 
-- `arm_summary`: per arm, how many runs finished / diverged / failed, and each metric's mean
-  with a Student-t 95% interval over the seeds that finished (`study.stats.mean_ci`). A diverged
-  run has no final metric (its weights are NaN): it is counted in its row, never dropped, and an
-  arm whose every run diverged shows "diverged" instead of a number.
+- `arm_summary`: per arm (or per value of one setting, or of several together), how many runs
+  finished / diverged / failed, and each metric's mean with a Student-t 95% interval over the
+  seeds that finished (`study.stats.mean_ci`). A diverged run has no final metric (its weights
+  are NaN): it is counted in its row, never dropped, and an arm whose every run diverged shows
+  "diverged" instead of a number.
 - `best_arms`: which rows hold the best mean of a metric (ties all count).
 - `summary_html`: the summary as an HTML table, best cells marked, text escaped.
 - `claims_table`: the stored verdicts, one row per claim.
@@ -37,12 +38,26 @@ def higher_is_better(metric: str) -> bool | None:
     return None
 
 
-def arm_summary(runs: pd.DataFrame, metrics: list[str], by: str = "name") -> pd.DataFrame:
-    """One row per value of `by` (in order of first appearance): counts, then for each metric
-    `<metric>` (mean over finished runs), `<metric> low` and `<metric> high` (95% interval)."""
+def grouping(by: str | list[str]) -> list[str]:
+    """The columns that name a row of the summary: `by`, one setting or several."""
+    return [by] if isinstance(by, str) else list(by)
+
+
+def grouping_text(by: str | list[str]) -> str:
+    """What a row of the summary is, for a caption: "arm", "round", "round × optimizer"."""
+    return "arm" if by == "name" else " × ".join(grouping(by))
+
+
+def arm_summary(runs: pd.DataFrame, metrics: list[str],
+                by: str | list[str] = "name") -> pd.DataFrame:
+    """One row per value of `by` (in order of first appearance), or per combination of values
+    when `by` lists several columns: counts, then for each metric `<metric>` (mean over
+    finished runs), `<metric> low` and `<metric> high` (95% interval). A run without a value
+    of `by` makes a row of its own (every run counted)."""
     rows = []
-    for name, group in runs.groupby(by, sort=False):
-        row: dict = {by: name, "runs": len(group)}
+    columns = grouping(by)
+    for names, group in runs.groupby(columns, sort=False, dropna=False):
+        row: dict = {**dict(zip(columns, names)), "runs": len(group)}
         for status in COUNT_COLUMNS[1:]:
             row[status] = int((group["status"] == status).sum())
         finished = group[group["status"] == "finished"]
@@ -53,7 +68,7 @@ def arm_summary(runs: pd.DataFrame, metrics: list[str], by: str = "name") -> pd.
             row[metric], row[f"{metric} low"], row[f"{metric} high"] = (
                 mean, interval.low, interval.high)
         rows.append(row)
-    return pd.DataFrame(rows, columns=[by, *COUNT_COLUMNS,
+    return pd.DataFrame(rows, columns=[*columns, *COUNT_COLUMNS,
                                        *[c for m in metrics for c in (m, f"{m} low", f"{m} high")]])
 
 
@@ -76,10 +91,11 @@ def display_value(mean: float, low: float, high: float, digits: int = 4) -> str:
     return f"{_number(mean, digits)} [{_number(low, digits)}, {_number(high, digits)}]"
 
 
-def summary_display(summary: pd.DataFrame, metrics: list[str], by: str = "name") -> pd.DataFrame:
+def summary_display(summary: pd.DataFrame, metrics: list[str],
+                    by: str | list[str] = "name") -> pd.DataFrame:
     """The summary as strings: counts as they are, each metric as "mean [low, high]"; an arm
     with no finished run shows "diverged" (or "failed") rather than a blank."""
-    shown = summary[[by, *COUNT_COLUMNS]].copy()
+    shown = summary[[*grouping(by), *COUNT_COLUMNS]].copy()
     for metric in metrics:
         cells = []
         for _, row in summary.iterrows():
@@ -92,7 +108,7 @@ def summary_display(summary: pd.DataFrame, metrics: list[str], by: str = "name")
     return shown
 
 
-def summary_html(summary: pd.DataFrame, metrics: list[str], by: str = "name",
+def summary_html(summary: pd.DataFrame, metrics: list[str], by: str | list[str] = "name",
                  caption: str = "") -> str:
     """An HTML table of `summary_display`, the best cell of each metric in <strong>, every
     text escaped (a name or value can never become markup)."""
@@ -104,7 +120,7 @@ def summary_html(summary: pd.DataFrame, metrics: list[str], by: str = "name",
         cells = []
         for column in shown.columns:
             text = html.escape(str(row[column]))
-            if column == by:
+            if column in grouping(by):
                 cells.append(f"<th scope='row'>{text}</th>")
             elif column in best and best[column].loc[i]:
                 cells.append(f"<td class='best'><strong>{text}</strong></td>")
