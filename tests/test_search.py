@@ -235,3 +235,22 @@ def test_claims_in_a_search_select_a_cell_and_a_stage():
     assert expand(raw, quick=True).claims == []
     raw["quick"]["grid.optimizer"] = ["sgd", "adam"]
     assert len(expand(raw, quick=True).claims) == 1
+
+
+def test_a_grid_round_one_and_a_reference_that_is_not_a_candidate():
+    raw = copy.deepcopy(CELLS)
+    raw["search"].update(sampling="grid", rounds=1)
+    raw["random"]["samples"] = 4  # 1e-4, 1e-3, 1e-2, 1e-1
+    raw["zip"] = {"optimizer": ["sgd", "adam"], "learning_rate": [0.02, 0.002]}
+    del raw["grid"]
+    study = expand(raw)
+    for optimizer in ("sgd", "adam"):
+        rates = [_rate(s) for s in _stage(study.runs, 1, optimizer=optimizer)]
+        assert rates == pytest.approx([1e-4, 1e-4, 1e-3, 1e-3, 1e-2, 1e-2, 1e-1, 1e-1])
+    raw["zip"]["learning_rate"] = [0.02, 0.001]  # Adam's own rate is a candidate
+    with pytest.raises(ConfigError, match=r"optimizer=adam, learning_rate=0.001 is also a point"):
+        expand(raw)
+    raw["zip"]["learning_rate"] = [0.02, 0.002]
+    raw["search"]["repeats"] = 2  # one grid round: every repeat the same search
+    with pytest.raises(ConfigError, match="every repeat would be the same search"):
+        expand(raw)

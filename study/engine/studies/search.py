@@ -6,6 +6,7 @@ results of the one before (so a rerun rebuilds the same stages, with the same ru
 1. round 1: `random.samples` points of the axes (log-uniform where `scale = "log"`), each run
    with every seed of the study; with `compare_grid`, also a grid of the same budget over the
    same ranges (k points per axis, spaced like the axis), for the comparison random vs grid;
+   with `sampling = "grid"`, round 1 is that grid instead of the random points;
 2. round r + 1: as many points again (sampling seed + r), in ranges narrowed to the values of
    round r's best `keep` share of points (at least two), ranked by the mean of `metric` over
    seeds, a diverged run counting as the worst;
@@ -20,7 +21,8 @@ each searched on its own: its rounds are ranked within the cell, it gets its own
 and final runs; every cell samples the same round-1 points (the same candidates for each).
 With `reference = "book"`, each cell as written (its `[grid]` / `[zip]` values, a searched
 setting at the cell's own value) also trains with the final seeds and the test set on, marked
-round "book": the untuned reference, paired seed by seed with the final runs.
+round "book": the untuned reference, paired seed by seed with the final runs. A reference
+point may not be a point of round 1 (were it chosen, one run would be both final and reference).
 
 `repeats = N` does the whole search N times (rounds, final, control, reference) with
 independent sampling: repeat r samples round k with seed `random.seed + 1000 r + k - 1` (repeat
@@ -48,7 +50,7 @@ import pandas as pd
 
 from study.engine.studies.axes import axis_value, random_samples, resolve_key
 from study.engine.studies.errors import ConfigError
-from study.engine.studies.identity import arm_name, selects
+from study.engine.studies.identity import arm_name, label, selects
 from study.engine.studies.study_schema import FIRST_FINAL_SEED, RandomAxis, RandomSearch
 
 if TYPE_CHECKING:  # expansion calls this module: it needs nothing of expansion at run time
@@ -68,15 +70,19 @@ def first_stage(study: Study) -> list[RunSpec]:
         raise ConfigError(study.source, ["training.evaluate_test: a search must set it to "
                                          "false; the chosen setting alone sees the test set"])
     _check_cells(study)
-    runs = []
+    runs, references = [], []
     for repeat in range(study.search.repeats):
         for cell in study.cells:
             point = _searched_out(study, cell)
-            runs += _round(study, repeat, point, 1, _sampling(study.random, repeat, 1))
+            searched = _round(study, repeat, point, 1, _sampling(study.random, repeat, 1))
+            runs += searched
             if study.search.reference:
-                runs += study.make_runs({**cell, "training.evaluate_test": True},
-                                        final_seeds(study, repeat),
-                                        _marks(study, study.search.reference, repeat))
+                reference = study.make_runs({**cell, "training.evaluate_test": True},
+                                            final_seeds(study, repeat),
+                                            _marks(study, study.search.reference, repeat))
+                _check_reference(study, cell, reference[0], searched)
+                references += reference
+    runs += references  # after every round 1: the searches go on while these train
     if study.search.compare_grid:  # independent of the sampling seed: once, in repeat 0
         for cell in study.cells:
             for point in _grid(study.random):
@@ -184,6 +190,24 @@ def _check_cells(study: Study) -> None:
         raise ConfigError(study.source, problems)
 
 
+def _check_reference(study: Study, cell: dict[str, Any], reference: RunSpec,
+                     searched: list[RunSpec]) -> None:
+    """A cell's reference point must not be a candidate of its search: if it were chosen, its
+    final runs would be its reference runs (one key, one label). Round 1 is checked here;
+    a later round's random draw hits it with probability ~0 (6 significant digits of a
+    continuous draw)."""
+    def setting(spec: RunSpec) -> str:
+        training = {k: v for k, v in spec.config["training"].items() if k != "evaluate_test"}
+        return json.dumps({**spec.config, "training": training}, sort_keys=True)
+
+    if any(setting(spec) == setting(reference) for spec in searched):
+        written = f"the combination {label(cell)}" if cell else "the base configuration"
+        raise ConfigError(study.source, [
+            f"search.reference: {written} is also a point of round 1; were it chosen, its "
+            f"final runs would be its reference runs: use a grid or range of the searched "
+            f"settings without it"])
+
+
 def _next_stage(study: Study, repeat: int, cell: dict[str, Any],
                 stages: dict[Any, list[RunSpec]], stored: pd.DataFrame) -> list[RunSpec]:
     """One search's next stage: round last + 1 or the final, once its source is complete."""
@@ -219,7 +243,9 @@ def _sampling(search: RandomSearch, repeat: int, number: int) -> RandomSearch:
 
 def _round(study: Study, repeat: int, cell: dict[str, Any], number: int,
            search: RandomSearch) -> list[RunSpec]:
-    return [spec for point in random_samples(search)
+    points = (_grid(search) if number == 1 and study.search.sampling == "grid"
+              else random_samples(search))
+    return [spec for point in points
             for spec in study.make_runs({**cell, **point}, study.seeds,
                                         _marks(study, number, repeat))]
 
@@ -251,12 +277,12 @@ def _ranked(specs: list[RunSpec], stored: pd.DataFrame, search) -> list[dict[str
         value = row.get(search.metric) if row["status"] == "finished" else worst
         value = worst if value is None or pd.isna(value) else float(value)
         point = {k: v for k, v in spec.overrides.items() if k not in LABELS}
-        label = repr(sorted(point.items()))
-        scores.setdefault(label, []).append(value)
-        points[label] = point
-    order = sorted(scores, key=lambda label: np.mean(scores[label]),
+        point_id = repr(sorted(point.items()))
+        scores.setdefault(point_id, []).append(value)
+        points[point_id] = point
+    order = sorted(scores, key=lambda point_id: np.mean(scores[point_id]),
                    reverse=search.higher_is_better)
-    return [points[label] for label in order]
+    return [points[point_id] for point_id in order]
 
 
 def _narrowed(search: RandomSearch, ranked: list[dict[str, Any]], keep: float,

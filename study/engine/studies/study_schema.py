@@ -51,6 +51,9 @@ class Search(Strict):
     keep: float = Field(0.2, gt=0.0, le=1.0)  # the best share of a round sets the next ranges
     # The chosen setting, trained again with the test set on, with fresh seeds (FIRST_FINAL_SEED).
     final_seeds: PositiveInt = Field(5, le=FIRST_FINAL_SEED)
+    # Round 1's points: random draws, or "grid": k points per axis over its range, spaced
+    # like the axis (samples = k ** axes; later rounds draw at random in the narrowed ranges).
+    sampling: Literal["random", "grid"] = "random"
     # A grid of the same budget over round 1's ranges, for comparison (samples = k ** axes).
     compare_grid: bool = False
     # Settings of a control twin of the final stage, e.g. { optimizer = "keras.sgd" }: the
@@ -175,12 +178,21 @@ class StudyFile(Strict):
         if self.random is None:
             raise ValueError("search: a search samples its [random] axes; give [random] (with "
                              "[grid] / [zip] beside it for one search per combination)")
-        if self.search.compare_grid:
+        grid = "sampling" if self.search.sampling == "grid" else "compare_grid"
+        if self.search.compare_grid and self.search.sampling == "grid":
+            raise ValueError("search.compare_grid: round 1 is already the grid (sampling = "
+                             "\"grid\"); compare with random sampling, or leave it out")
+        if self.search.compare_grid or self.search.sampling == "grid":
             side = round(self.random.samples ** (1 / len(self.random.axes)))
             if side ** len(self.random.axes) != self.random.samples:
-                raise ValueError(f"search.compare_grid: random.samples ({self.random.samples}) "
+                raise ValueError(f"search.{grid}: random.samples ({self.random.samples}) "
                                  f"must be a whole power of the number of axes "
-                                 f"({len(self.random.axes)}) for a grid of the same budget")
+                                 f"({len(self.random.axes)}) for a grid of that many points")
+        if (self.search.sampling == "grid" and self.search.rounds == 1
+                and self.search.repeats > 1):
+            raise ValueError("search.repeats: with sampling = \"grid\" and rounds = 1 every "
+                             "repeat would be the same search; use random sampling or more "
+                             "rounds")
         seeds = range(self.seeds) if isinstance(self.seeds, int) else self.seeds
         if max(seeds) >= FIRST_FINAL_SEED:
             raise ValueError(f"seeds: in a search the rounds' seeds must lie below "
