@@ -66,6 +66,26 @@ def test_a_metric_of_unknown_direction_leaves_diverged_runs_out_and_says_its_cov
     assert shown.loc[0, "coverage"] == "87.5%"
 
 
+def test_summary_by_two_settings_has_a_row_per_combination():
+    # Two stages x two optimizers, the runs interleaved; one run without a stage still counts.
+    runs = pd.DataFrame({
+        "round": ["book", "final", "book", "final", "book", "final", "book", None],
+        "optimizer": ["sgd", "sgd", "adam", "adam", "sgd", "sgd", "adam", "adam"],
+        "status": ["finished"] * 8,
+        "test_accuracy": [0.90, 0.96, 0.97, 0.975, 0.92, 0.97, 0.98, 0.5],
+    })
+    summary = tables.arm_summary(runs, ["test_accuracy"], by=["round", "optimizer"])
+    rows = [(r, o, n) for r, o, n in zip(summary["round"], summary["optimizer"], summary["runs"])]
+    assert rows[:4] == [("book", "sgd", 2), ("final", "sgd", 2), ("book", "adam", 2),
+                        ("final", "adam", 1)]  # in order of first appearance
+    assert len(rows) == 5 and pd.isna(rows[4][0]) and rows[4][1:] == ("adam", 1)
+    assert summary["test_accuracy"].iloc[:4].tolist() == pytest.approx([0.91, 0.965, 0.975, 0.975])
+    page = tables.summary_html(summary, ["test_accuracy"], by=["round", "optimizer"])
+    assert page.count("<th scope='row'>") == 2 * 5  # both settings name the row
+    assert tables.grouping_text(["round", "optimizer"]) == "round × optimizer"
+    assert tables.grouping_text("name") == "arm"
+
+
 def test_best_arm_per_column_follows_the_metric_direction():
     summary = tables.arm_summary(_runs(), ["val_accuracy", "val_loss"])
     assert list(tables.best_arms(summary, "val_accuracy")) == [True, False, False, False]

@@ -154,16 +154,50 @@ def test_mnist_depth_sigmoid_gradient_vanishes_at_quick_size():
 
 def test_hparam_search_quick_runs_its_stages_and_touches_test_once(tmp_path):
     db, runs = _run_quick(tmp_path, "mnist_hparam_search")
-    counts = runs["round"].astype(str).value_counts().to_dict()
-    assert counts == {"1": 4, "grid": 4, "2": 4, "final": 2, "control": 2}
+    counts = runs.groupby([runs["round"].astype(str), "repeat"]).size().to_dict()
+    # Two whole searches (quick: repeats = 2), the grid once; every run labelled.
+    assert counts == {(stage, repeat): n for repeat in (0, 1)
+                      for stage, n in (("1", 4), ("2", 4), ("final", 2), ("control", 2))
+                      } | {("grid", 0): 4}
+    first = runs[runs["round"].astype(str) == "1"]
+    assert not set(first.loc[first["repeat"] == 0, "learning_rate"]) & set(
+        first.loc[first["repeat"] == 1, "learning_rate"])  # independent sampling
     final = runs[runs["round"].astype(str) == "final"]
+    assert sorted(final["seed"]) == [1000, 1001, 2000, 2001]  # fresh, one set per repeat
     assert final["test_accuracy"].notna().all()
     assert runs.loc[runs["round"].astype(str) != "final", "test_accuracy"].isna().all()
     # The control twin: the chosen point again with Keras's SGD and L2, judged on validation.
     control = runs[runs["round"].astype(str) == "control"]
     assert set(control["optimizer"]) == {"keras.sgd"}
     assert set(control["regularizer"]) == {"keras.l2"}
-    assert list(control["learning_rate"]) == list(final["learning_rate"])
+    assert sorted(control["learning_rate"]) == sorted(final["learning_rate"])
     with sqlite3.connect(db) as connection:
         (verdicts,) = connection.execute("SELECT COUNT(*) FROM claims").fetchone()
     assert verdicts == 1
+
+
+def test_tuned_optimizers_quick_end_to_end(tmp_path):
+    path = ROOT / "experiments/mnist_optimizers_tuned.toml"
+    db, runs = _run_quick(tmp_path, "mnist_optimizers_tuned")
+    assert len(runs) == len(load_study(path, quick=True).runs) + 2 * 2  # + the final stage
+    rounds = runs["round"].astype(str)
+    counts = runs.groupby([rounds, "optimizer"]).size().to_dict()
+    assert counts == {(stage, o): 2 for stage in ("1", "book", "final") for o in ("sgd", "adam")}
+    assert "repeat" not in runs  # one search per optimizer: no repeat label
+    # Tuned on validation over the grid; the chosen and the book's rates judged on test with
+    # the same fresh seeds (paired); the tuning runs never see the test split.
+    tuning, book, final = (runs[rounds == stage] for stage in ("1", "book", "final"))
+    assert set(tuning["learning_rate"]) == {1e-4, 1.0} and tuning["test_accuracy"].isna().all()
+    assert dict(zip(book["optimizer"], book["learning_rate"])) == {"sgd": 0.01, "adam": 0.001}
+    for optimizer in ("sgd", "adam"):
+        searched = tuning[tuning["optimizer"] == optimizer]
+        scores = searched["val_accuracy"].where(searched["status"] == "finished", -1.0)
+        best = searched.loc[scores.idxmax(), "learning_rate"]
+        assert set(final.loc[final["optimizer"] == optimizer, "learning_rate"]) == {best}
+    for stage in (book, final):
+        assert sorted(stage["seed"]) == [1000, 1000, 1001, 1001]
+        assert stage.loc[stage["status"] == "finished", "test_accuracy"].notna().all()
+    with sqlite3.connect(db) as connection:
+        verdicts = dict(connection.execute("SELECT claim_id, verdict FROM claims"))
+    assert set(verdicts) == {c.id for c in load_study(path, quick=True).claims}
+    assert len(verdicts) == 3  # the quick form runs SGD and Adam only

@@ -97,7 +97,7 @@ diverged more often than not shows "diverged"; failed runs are left out), with i
 the best median of each column is highlighted. {pages.escape(methods.INTERVALS)} The coverage
 column gives each row's; a metric whose direction is unknown leaves diverged runs out.</p>
 {tables.summary_html(summary, metrics, by=group_by,
-                     caption=f"{s.name}: final metrics per {group_by if group_by != 'name' else 'arm'}")}
+                     caption=f"{s.name}: final metrics per {tables.grouping_text(group_by)}")}
 <p>{pages.links([("summary.csv", f"{s.name}/summary.csv"), ("runs.csv", f"{s.name}/runs.csv"),
                  ("claims.csv", f"{s.name}/claims.csv")])}</p>
 <h2>Figures</h2>

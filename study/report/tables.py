@@ -1,6 +1,6 @@
 """The report's tables, built with pandas: one row per arm, every run counted.
 
-- `arm_summary`: per arm, how many runs finished / diverged / failed, and each metric's median
+- `arm_summary`: per arm (or per value of one setting, or of several together), how many runs finished / diverged / failed, and each metric's median
   with its order-statistic interval and the interval's exact coverage (`stats.median_ci`:
   [x_(k), x_(n+1-k)], coverage from Binomial(n, 1/2), at least 95% from 6 runs; for 5 or fewer
   [min, max], which covers less). A diverged run counts as the metric's worst value, as in the
@@ -42,13 +42,26 @@ def higher_is_better(metric: str) -> bool | None:
     return None
 
 
-def arm_summary(runs: pd.DataFrame, metrics: list[str], by: str = "name") -> pd.DataFrame:
-    """One row per value of `by` (in order of first appearance): counts, the coverage of the
-    row's intervals, then for each metric `<metric>` (median), `<metric> low` and
-    `<metric> high` (its order-statistic interval) and `<metric> coverage`."""
+def grouping(by: str | list[str]) -> list[str]:
+    """The columns that name a row of the summary: `by`, one setting or several."""
+    return [by] if isinstance(by, str) else list(by)
+
+
+def grouping_text(by: str | list[str]) -> str:
+    """What a row of the summary is, for a caption: "arm", "round", "round × optimizer"."""
+    return "arm" if by == "name" else " × ".join(grouping(by))
+
+
+def arm_summary(runs: pd.DataFrame, metrics: list[str],
+                by: str | list[str] = "name") -> pd.DataFrame:
+    """One row per value of `by` (in order of first appearance), or per combination of values
+    when `by` lists several columns (a run without a value of `by` makes a row of its own):
+    counts, the coverage of the row's intervals, then for each metric `<metric>` (median),
+    `<metric> low` and `<metric> high` (its order-statistic interval) and `<metric> coverage`."""
     rows = []
-    for name, group in runs.groupby(by, sort=False):
-        row: dict = {by: name, "runs": len(group)}
+    columns = grouping(by)
+    for names, group in runs.groupby(columns, sort=False, dropna=False):
+        row: dict = {**dict(zip(columns, names)), "runs": len(group)}
         for status in COUNT_COLUMNS[1:]:
             row[status] = int((group["status"] == status).sum())
         row[COVERAGE] = stats.median_coverage(row["finished"] + row["diverged"])
@@ -59,7 +72,7 @@ def arm_summary(runs: pd.DataFrame, metrics: list[str], by: str = "name") -> pd.
                 interval.median, interval.low, interval.high)
             row[f"{metric} coverage"] = interval.coverage
         rows.append(row)
-    return pd.DataFrame(rows, columns=[by, *COUNT_COLUMNS, COVERAGE, *[
+    return pd.DataFrame(rows, columns=[*columns, *COUNT_COLUMNS, COVERAGE, *[
         c for m in metrics for c in (m, f"{m} low", f"{m} high", f"{m} coverage")]])
 
 
@@ -98,12 +111,13 @@ def coverage_text(coverage: float) -> str:
     return "—" if coverage is None or not math.isfinite(coverage) else f"{100 * coverage:.1f}%"
 
 
-def summary_display(summary: pd.DataFrame, metrics: list[str], by: str = "name") -> pd.DataFrame:
+def summary_display(summary: pd.DataFrame, metrics: list[str],
+                    by: str | list[str] = "name") -> pd.DataFrame:
     """The summary as strings: counts as they are, the coverage as a percentage, each metric
     as "median [low, high]" (with its own coverage beside it when it differs from the row's:
     values missing, or a metric of unknown direction without its diverged runs); an arm with
     no finished run shows "diverged" (or "failed") rather than a blank."""
-    shown = summary[[by, *COUNT_COLUMNS]].copy()
+    shown = summary[[*grouping(by), *COUNT_COLUMNS]].copy()
     shown[COVERAGE] = [coverage_text(c) for c in summary[COVERAGE]]
     for metric in metrics:
         cells = []
@@ -120,7 +134,7 @@ def summary_display(summary: pd.DataFrame, metrics: list[str], by: str = "name")
     return shown
 
 
-def summary_html(summary: pd.DataFrame, metrics: list[str], by: str = "name",
+def summary_html(summary: pd.DataFrame, metrics: list[str], by: str | list[str] = "name",
                  caption: str = "") -> str:
     """An HTML table of `summary_display`, the best cell of each metric in <strong>, every
     text escaped (a name or value can never become markup)."""
@@ -132,7 +146,7 @@ def summary_html(summary: pd.DataFrame, metrics: list[str], by: str = "name",
         cells = []
         for column in shown.columns:
             text = html.escape(str(row[column]))
-            if column == by:
+            if column in grouping(by):
                 cells.append(f"<th scope='row'>{text}</th>")
             elif column in best and best[column].loc[i]:
                 cells.append(f"<td class='best'><strong>{text}</strong></td>")

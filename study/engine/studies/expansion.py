@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from study.engine.studies import axes, components, limits, search as searching
 from study.engine.studies.errors import ConfigError, messages, non_finite_numbers
-from study.engine.studies.identity import arm_name, label, run_key
+from study.engine.studies.identity import arm_name, label, run_key, selects
 from study.engine.studies.quick import apply_quick
 from study.engine.studies.resolved import validated_config, with_overrides
 from study.engine.studies.run_schema import RunConfig
@@ -68,6 +68,7 @@ class Study:
     # A search's later stages are made from stored results (studies.search), with these:
     search: Search | None = None
     random: RandomSearch | None = None
+    cells: list[dict[str, Any]] = field(default_factory=list)  # one search each ([grid]/[zip])
     base: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
     background: str = ""
@@ -141,17 +142,23 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
 
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     search = spec.search
-    if quick and search is not None and "search.final_seeds" in spec.quick:
-        search = search.model_copy(update={"final_seeds": spec.quick["search.final_seeds"]})
+    if quick and search is not None:
+        search = search.model_copy(update={key: spec.quick[f"search.{key}"] for key in
+                                           ("final_seeds", "repeats")
+                                           if f"search.{key}" in spec.quick})
     study = Study(spec.name, spec.question, spec.about, str(source), claims=list(spec.claims),
                   search=search, random=random_search,
                   base=with_overrides(base, late) if late else base, seeds=seed_list,
                   background=spec.background, report=spec.report, definition=raw, quick=quick,
                   light=light)
     if spec.search is not None:
+        study.cells = list(axes.combinations(resolved_axes, zipped, None))
         study.runs = searching.first_stage(study)
-        problems = check_claims(study)
-        if problems:
+        if quick:  # as below: the full form's claims checked, the quick form's kept
+            expand(raw, source=source, light=light)
+            study.claims = [c for c in study.claims if not check_claims(
+                Study(study.name, "", "", "", [], [c], search, random_search, cells=study.cells))]
+        elif problems := check_claims(study):
             raise ConfigError(source, problems)
         return study
     failures: dict[str, list[str]] = {}  # message -> the combinations it occurs in
@@ -221,11 +228,9 @@ def check_claims(study: Study) -> list[str]:
             selector = getattr(claim, side)
             if selector is None:
                 continue
-            if study.search is not None:
-                if selector != {"round": "final"}:
-                    problems.append(f"claims[{i}].{side}: in a search, claims select the "
-                                    f"chosen setting: {{ round = \"final\" }}")
-                continue  # the final stage exists once the rounds have run
+            if study.search is not None:  # its later stages exist once the rounds have run
+                problems += searching.claim_problems(study, selector, f"claims[{i}].{side}")
+                continue
             matches = [name for name, overrides in arms.items()
                        if selects(selector, overrides)]
             if len(matches) != 1:
@@ -233,9 +238,3 @@ def check_claims(study: Study) -> list[str]:
                 problems.append(f"claims[{i}].{side}: {selector!r} selects {found}; it must "
                                 f"select exactly one of: {'; '.join(arms)}")
     return problems
-
-
-def selects(selector: dict[str, Any], overrides: dict[str, Any]) -> bool:
-    """Does an arm (its axis values) match a claim's selector (axis name -> value)?"""
-    by_name = {path.split(".")[-1]: value for path, value in overrides.items()}
-    return all(key in by_name and by_name[key] == value for key, value in selector.items())

@@ -110,3 +110,9 @@ def short(value: Any) -> str:
     if isinstance(value, (list, dict)):
         return json.dumps(value, separators=(",", ":"))
     return str(value)
+
+
+def selects(selector: dict[str, Any], overrides: dict[str, Any]) -> bool:
+    """Does an arm (its axis values) match a claim's selector (axis name -> value)?"""
+    by_name = {path.split(".")[-1]: value for path, value in overrides.items()}
+    return all(key in by_name and by_name[key] == value for key, value in selector.items())

@@ -8,9 +8,9 @@ from study.engine.studies.study_schema import StudyFile
 
 
 def apply_quick(spec: StudyFile, grid, zipped, source):
-    """`[quick]` keys: `seeds`, `random.samples`, `search.final_seeds`, `grid.<axis>`,
-    `zip.<axis>` replace those parts of the study; any other key is a run setting applied
-    after the axes."""
+    """`[quick]` keys: `seeds`, `random.samples`, `search.final_seeds`, `search.repeats`,
+    `grid.<axis>`, `zip.<axis>` replace those parts of the study; any other key is a run
+    setting applied after the axes."""
     seeds, random_search, late, problems = spec.seeds, spec.random, {}, []
     for key, value in spec.quick.items():
         if key == "seeds":
@@ -20,12 +20,11 @@ def apply_quick(spec: StudyFile, grid, zipped, source):
                 problems.append("quick.random.samples: the study has no [random] section")
             else:
                 random_search = random_search.model_copy(update={"samples": value})
-        elif key == "search.final_seeds":
+        elif key in ("search.final_seeds", "search.repeats"):
             if spec.search is None:
-                problems.append("quick.search.final_seeds: the study has no [search] section")
+                problems.append(f"quick.{key}: the study has no [search] section")
             elif not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-                problems.append(f"quick.search.final_seeds: must be a positive integer; "
-                                f"got {value!r}")
+                problems.append(f"quick.{key}: must be a positive integer; got {value!r}")
         elif key.startswith(("grid.", "zip.")):
             section, axis = key.split(".", 1)
             target = grid if section == "grid" else zipped

@@ -37,19 +37,45 @@ class RandomSearch(Strict):
     axes: dict[str, RandomAxis]
 
 
+# The final stage of repeat r trains with seeds FIRST_FINAL_SEED * (r + 1) + i: fresh seeds,
+# never a round's (a search's round seeds lie below FIRST_FINAL_SEED), and each repeat its own.
+FIRST_FINAL_SEED = 1000
+# Stage labels the engine gives; a reference stage takes another name.
+STAGE_NAMES = ("grid", "final", "control")
+
+
 class Search(Strict):
-    """Random search in rounds (DLFS 6.5.3), see study.engine.studies.search: `[random]` is round 1."""
+    """Random search in rounds (DLFS 6.5.3), see study.engine.studies.search: `[random]` is
+    round 1; `[grid]` / `[zip]` beside it make one search per cell."""
 
     metric: str = "val_accuracy"
     higher_is_better: bool = True
-    rounds: PositiveInt = 2
+    rounds: PositiveInt = Field(2, le=1000)  # repeat r samples with seeds seed + 1000 r + ...
     keep: float = Field(0.2, gt=0.0, le=1.0)  # the best share of a round sets the next ranges
-    final_seeds: PositiveInt = 5  # the chosen setting, trained again with the test set on
+    # The chosen setting, trained again with the test set on, with fresh seeds (FIRST_FINAL_SEED).
+    final_seeds: PositiveInt = Field(5, le=FIRST_FINAL_SEED)
+    # Round 1's points: random draws, or "grid": k points per axis over its range, spaced
+    # like the axis (samples = k ** axes; later rounds draw at random in the narrowed ranges).
+    sampling: Literal["random", "grid"] = "random"
     # A grid of the same budget over round 1's ranges, for comparison (samples = k ** axes).
     compare_grid: bool = False
     # Settings of a control twin of the final stage, e.g. { optimizer = "keras.sgd" }: the
     # chosen point trained again with Keras's built-ins (marked round = "control").
     control: dict[str, Any] = {}
+    # The whole search (rounds, final, control, reference) done this many times, with
+    # independent sampling: a search claim's unit is one search (marked repeat = 0, 1, ...).
+    repeats: PositiveInt = Field(1, le=1000)
+    # A stage name, e.g. "book": each cell as written (its [grid]/[zip] values, not searched)
+    # trained with the final stage's seeds and the test set on: the untuned reference.
+    reference: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
+
+    @field_validator("reference")
+    @classmethod
+    def _not_a_stage_of_the_engine(cls, name):
+        if name in STAGE_NAMES:
+            raise ValueError(f"{name!r} is a stage of the search itself; give the reference "
+                             f"another name (not {', '.join(STAGE_NAMES)}), e.g. \"book\"")
+        return name
 
 
 class Claim(Strict):
@@ -119,10 +145,20 @@ class ReportSpec(Strict):
     """`[report]`: the columns of the results table and the figures of the study's page."""
 
     metrics: list[str] = ["val_accuracy", "val_loss"]
-    group_by: str = "name"  # the table's rows: one per arm, or per value of a setting ("round")
+    # The table's rows: one per arm ("name"), per value of a setting ("round"), or per
+    # combination of the values of several (["round", "optimizer"]).
+    group_by: str | list[str] = "name"
     figures: list[Figure] = []
     # Display names of arms: the automatic name (its varied values) -> a short one.
     names: dict[str, str] = {}
+
+    @field_validator("group_by")
+    @classmethod
+    def _some_setting(cls, by):
+        if isinstance(by, list) and (not by or len(set(by)) != len(by)):
+            raise ValueError(f"{by!r} is not allowed: give a setting's name, or a list of "
+                             f"distinct names (e.g. [\"round\", \"optimizer\"])")
+        return by
 
 
 # A text of the study file that must say something: not empty, not only spaces.
@@ -226,15 +262,31 @@ class StudyFile(Strict):
 
     @model_validator(mode="after")
     def _search_needs_random(self):
-        if self.search is not None and (self.random is None or self.grid or self.zip):
-            raise ValueError("search: a search samples its [random] axes; give [random] and "
-                             "no [grid] or [zip]")
-        if self.search is not None and self.search.compare_grid and self.random is not None:
+        if self.search is None:
+            return self
+        if self.random is None:
+            raise ValueError("search: a search samples its [random] axes; give [random] (with "
+                             "[grid] / [zip] beside it for one search per combination)")
+        grid = "sampling" if self.search.sampling == "grid" else "compare_grid"
+        if self.search.compare_grid and self.search.sampling == "grid":
+            raise ValueError("search.compare_grid: round 1 is already the grid (sampling = "
+                             "\"grid\"); compare with random sampling, or leave it out")
+        if self.search.compare_grid or self.search.sampling == "grid":
             side = round(self.random.samples ** (1 / len(self.random.axes)))
             if side ** len(self.random.axes) != self.random.samples:
-                raise ValueError(f"search.compare_grid: random.samples ({self.random.samples}) "
+                raise ValueError(f"search.{grid}: random.samples ({self.random.samples}) "
                                  f"must be a whole power of the number of axes "
-                                 f"({len(self.random.axes)}) for a grid of the same budget")
+                                 f"({len(self.random.axes)}) for a grid of that many points")
+        if (self.search.sampling == "grid" and self.search.rounds == 1
+                and self.search.repeats > 1):
+            raise ValueError("search.repeats: with sampling = \"grid\" and rounds = 1 every "
+                             "repeat would be the same search; use random sampling or more "
+                             "rounds")
+        seeds = range(self.seeds) if isinstance(self.seeds, int) else self.seeds
+        if max(seeds) >= FIRST_FINAL_SEED:
+            raise ValueError(f"seeds: in a search the rounds' seeds must lie below "
+                             f"{FIRST_FINAL_SEED}; the final stage's fresh seeds start there "
+                             f"(got {max(seeds)})")
         return self
 
     @field_validator("seeds", mode="before")
