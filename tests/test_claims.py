@@ -86,6 +86,20 @@ def test_failed_runs_are_left_out_and_counted():
     assert row["n"] == 5 and row["estimate"]["failed"] == 1
 
 
+def test_a_missing_metric_is_dropped_or_counted_as_the_worst():
+    # Steps to solve (lower is better): Adam solves faster on the 4 seeds where both solve; on
+    # seeds 4 and 5 Adam never solves (no value). Dropped, Adam wins 4 of 4 pairs; counted as
+    # the worst (never is slower than any step), Adam loses those two.
+    values = {"sgd": [60, 80, 100, 120, 40, 40], "adam": [20, 40, 60, 80, None, None],
+              "momentum": [0] * 6}
+    dropped = _study({**BETTER, "higher_is_better": False})
+    (row,) = evaluate(dropped, _runs(dropped, values))
+    assert row["n"] == 4 and row["estimate"]["wins"] == 4
+    worst = _study({**BETTER, "higher_is_better": False, "missing": "worst"})
+    (row,) = evaluate(worst, _runs(worst, values))
+    assert row["n"] == 6 and row["estimate"]["wins"] == 4 and row["estimate"]["losses"] == 2
+
+
 def test_holm_adjusts_across_both_directions_of_every_claim():
     # Two claims, both directions each: a family of 4 p-values, 1/64, 1, 1/64, 1. Holm:
     # 4 x 1/64 for the smallest, max(4/64, 3 x 1/64) for the next, the ones stay 1.

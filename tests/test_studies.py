@@ -7,10 +7,40 @@ import sqlite3
 import pytest
 
 from study import cli, results
+from study.engine.results import stats
 from study.engine.studies import load_study
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STUDIES = sorted((ROOT / "experiments").glob("*.toml"))
+
+
+MNIST_FLOOR = 10  # issue 14: at least 10 seeds behind every MNIST claim
+
+
+def units_of_claims(study) -> int:
+    """What a claim of the study pairs: whole searches when a search is repeated, the chosen
+    setting's final seeds for a search run once, otherwise the study's seeds."""
+    if study.search is None:
+        return len(study.seeds)
+    repeats = getattr(study.search, "repeats", 1)
+    return repeats if repeats > 1 else study.search.final_seeds
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_every_study_has_the_seeds_its_claims_need(path):
+    # The power rule: a claim whose every unit agrees must be able to reach p_holm <= 0.01
+    # after the study's Holm correction (both directions of each tested claim in one family),
+    # and an MNIST claim has at least 10 units behind it. Rates are judged by their interval.
+    study = load_study(path, light=True)
+    tested = [claim for claim in study.claims if claim.kind != "rate"]
+    if not tested:
+        return
+    need = stats.seeds_needed(2 * len(tested), alpha=0.01)
+    if study.base.get("data", {}).get("dataset") == "mnist":
+        need = max(need, MNIST_FLOOR)
+    assert units_of_claims(study) >= need, (
+        f"{path.name}: {len(tested)} tested claims need {need} units; the file gives "
+        f"{units_of_claims(study)}")
 
 
 def _run_quick(tmp_path, name):

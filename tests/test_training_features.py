@@ -276,3 +276,39 @@ def test_bad_settings_are_refused_with_a_clear_message(case):
     with pytest.raises(ConfigError) as caught:
         expand(raw, source="bad.toml")
     assert message in str(caught.value)
+
+
+def test_the_gaps_are_train_minus_validation_and_train_minus_test():
+    from study.engine.training.probes import add_accuracy_gap
+
+    metrics = {"train_accuracy": 1.0, "val_accuracy": 0.75, "test_accuracy": 0.7}
+    add_accuracy_gap(metrics)
+    assert metrics["accuracy_gap"] == 0.25 and metrics["test_accuracy_gap"] == pytest.approx(0.3)
+    unseen = {"train_accuracy": 1.0, "val_accuracy": 0.75, "test_accuracy": None}
+    add_accuracy_gap(unseen)
+    assert "test_accuracy_gap" not in unseen
+
+
+def test_along_x_measures_the_overshoot_and_the_halving_step():
+    from study.engine.training.tasks import along_x
+
+    # From -7 towards 0: past 0 up to 0.9 and back; |x| <= 3.5 first at step 2.
+    assert along_x(np.array([-7.0, -5.0, -3.0, 0.5, 0.9, 0.2])) == {
+        "x_overshoot": 0.9, "x_halved_at_step": 2}
+    # From +4 towards 0 without crossing: no overshoot, never halved.
+    assert along_x(np.array([4.0, 3.5, 3.0, 2.5])) == {"x_overshoot": 0.0,
+                                                      "x_halved_at_step": None}
+
+
+def test_a_revision_rekeys_the_optimizer_path_runs_and_no_other():
+    from study.engine.studies.identity import run_key
+
+    path = {"task": "optimizer_path", "data": {"dataset": "bowl"}}
+    train = {"data": {"dataset": "xor"}}
+    payload_key = __import__("hashlib").sha256(
+        b'{"config":{"data":{"dataset":"xor"}},"engine":2,"seed":0,"study":"s"}').hexdigest()[:16]
+    assert run_key("s", train, 0) == payload_key  # untouched: the key it always had
+    unrevised = __import__("hashlib").sha256(
+        b'{"config":{"data":{"dataset":"bowl"},"task":"optimizer_path"},"engine":2,"seed":0,'
+        b'"study":"s"}').hexdigest()[:16]
+    assert run_key("s", path, 0) != unrevised

@@ -113,7 +113,10 @@ def _per_unit(chosen: pd.DataFrame, claim: Claim, unit: str, labels) -> pd.Serie
     else:
         values = pd.to_numeric(chosen[claim.metric], errors="coerce")
     worst = -math.inf if claim.higher_is_better else math.inf
-    values = values.where(chosen["status"] != "diverged", worst).to_numpy(dtype=float)
+    values = values.where(chosen["status"] != "diverged", worst)
+    if claim.missing == "worst":
+        values = values.fillna(worst)
+    values = values.to_numpy(dtype=float)
     if unit == "seed":
         return pd.Series(values, index=chosen["seed"].to_numpy())
     repeats = [labels[k][REPEAT] for k in chosen["key"]]

@@ -57,6 +57,18 @@ def has_residual_block(config: dict[str, Any]) -> bool:
         for entry in model.get("layers") or [])
 
 
+def revisions(config: dict[str, Any]) -> dict[str, int]:
+    """What changed in the computation of some runs since their configuration was first keyed.
+
+    Joining the key of those runs only, a revision keeps their stored results from being taken
+    for the new computation's without moving any other run's key (as ENGINE_VERSION would).
+    """
+    changed = {}
+    if config.get("task") == "optimizer_path":
+        changed["optimizer_path"] = 2  # 2: x_overshoot and x_halved_at_step recorded
+    return changed
+
+
 def run_key(study: str, config: dict[str, Any], seed: int,
             code: dict[str, str] | None = None) -> str:
     """`code`: own component -> fingerprint of its source (only when the run names one)."""
@@ -65,6 +77,8 @@ def run_key(study: str, config: dict[str, Any], seed: int,
         payload["code"] = code
     if has_residual_block(config):
         payload["residual_kernels"] = RESIDUAL_KERNELS
+    if revised := revisions(config):
+        payload["revisions"] = revised
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

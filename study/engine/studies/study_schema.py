@@ -81,8 +81,9 @@ class Search(Strict):
 class Claim(Strict):
     """A sentence of the notes, the metric that tests it, the arms, and the test.
 
-    kinds: `better` (arm beats baseline seed by seed: paired one-sided Wilcoxon, Holm-corrected
-    across the study's claims, Vargha-Delaney A12); `rate` (the share of seeds whose metric
+    kinds: `better` (arm beats baseline seed by seed: paired one-sided Wilcoxon; both
+    directions of every claim form one Holm family across the study's claims; the median
+    paired difference, the share of seeds won and the unpaired Vargha-Delaney A12); `rate` (the share of seeds whose metric
     reaches `threshold` is at most / at least a bound: Wilson 95% interval); `below` / `above`
     (the arm's metric lies below / above `value`: one-sample one-sided Wilcoxon, Holm).
     Arms are selected by their axis values, e.g. `arm = { optimizer = "adam" }`.
@@ -95,6 +96,10 @@ class Claim(Strict):
     arm: dict[str, Any]
     baseline: dict[str, Any] | None = None
     higher_is_better: bool = True
+    # A finished run without the metric (e.g. `solved_at_step` of a run that never solved):
+    # "dropped" leaves the seed out; "worst" counts it as the metric's worst value, as a
+    # diverged run is (a censored time: never is slower than any step).
+    missing: Literal["dropped", "worst"] = "dropped"
     threshold: float | None = None
     at_most: float | None = Field(None, ge=0, le=1)
     at_least: float | None = Field(None, ge=0, le=1)

@@ -12,9 +12,15 @@ from study.layers import Affine, ResidualBlock
 
 
 def add_accuracy_gap(metrics: dict[str, Any]) -> None:
-    """`accuracy_gap` = train_accuracy - val_accuracy: how much the model overfits."""
-    if metrics.get("train_accuracy") is not None and metrics.get("val_accuracy") is not None:
-        metrics["accuracy_gap"] = metrics["train_accuracy"] - metrics["val_accuracy"]
+    """`accuracy_gap` = train_accuracy - val_accuracy: how much the model overfits; and
+    `test_accuracy_gap` = train_accuracy - test_accuracy when the run saw the test split (a
+    gap on images that chose nothing, not even an early-stopping checkpoint)."""
+    train = metrics.get("train_accuracy")
+    if train is None:
+        return
+    for split, name in (("val", "accuracy_gap"), ("test", "test_accuracy_gap")):
+        if metrics.get(f"{split}_accuracy") is not None:
+            metrics[name] = train - metrics[f"{split}_accuracy"]
 
 
 DECISION_GRID = 41  # points per axis over [-0.5, 1.5]^2: the four corners and their noise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 
@@ -54,8 +56,11 @@ def optimizer_path(config: RunConfig, seed: int, record: RunRecord) -> None:
 
     The two coordinates are the weights of a Keras model whose output is f itself, trained by
     `fit` with the run's optimizer (so clipping, schedules and every base argument apply).
-    Metrics: distance to the minimum (0, 0) and f at the end, path length, and how often y
-    changed sign (the zig-zag of SGD on the anisotropic bowl). Artifact `path`: [[x, y], ...].
+    Metrics: distance to the minimum (0, 0) and f at the end, path length, how often y changed
+    sign (the zig-zag of SGD on the anisotropic bowl), how far the path ran past the minimum
+    along x (`x_overshoot`, in the direction it set out: momentum's ball rolling past the bottom)
+    and the first update at which |x| is at most half its start (`x_halved_at_step`, None if
+    never). Artifact `path`: [[x, y], ...].
     """
     d, t = config.data, config.training
     start = np.asarray(d.start, dtype="float32")
@@ -81,9 +86,19 @@ def optimizer_path(config: RunConfig, seed: int, record: RunRecord) -> None:
         "final_value": float(x_scale * final[0] ** 2 + final[1] ** 2),
         "path_length": float(np.hypot(steps[:, 0], steps[:, 1]).sum()),
         "y_sign_changes": int(np.sum(ys[1:] * ys[:-1] < 0)),
+        **along_x(xy[:, 0]),
     }
     record.artifacts = {"path": xy.tolist()}
     record.status = "finished" if np.isfinite(xy).all() else "diverged"
+
+
+def along_x(xs: np.ndarray) -> dict[str, Any]:
+    """`x_overshoot` (>= 0): the farthest the path went past x = 0, measured in the direction it
+    started towards the minimum; `x_halved_at_step`: the first update with |x| <= |x_0| / 2."""
+    toward = -np.sign(xs[0]) or 1.0
+    halved = np.flatnonzero(np.abs(xs) <= abs(xs[0]) / 2)
+    return {"x_overshoot": float(max(0.0, np.max(xs * toward))),
+            "x_halved_at_step": int(halved[0]) if halved.size else None}
 
 
 class _Point(keras.layers.Layer):
