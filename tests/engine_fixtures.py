@@ -3,6 +3,7 @@ subprocess, and plain SQLite reads of the results store (independent of `study.s
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -23,6 +24,33 @@ XOR_TRAINING = {"optimizer": "adam", "learning_rate": 0.05, "batch_size": 4, "st
                 "log_every": 20, "loss": "binary_cross_entropy"}
 MNIST_MODEL = {"hidden": [32]}
 MNIST_TRAINING = {"optimizer": "sgd", "learning_rate": 0.1, "batch_size": 100, "epochs": 1}
+
+# Tiny MNIST studies as raw tables (`study.engine.studies.expand` takes them): one seed, a few
+# steps. TINY_MNIST for the training features; OPEN_MODEL for the layer-list tests.
+TINY_MNIST = {
+    "name": "features", "seeds": [3], "data": {"dataset": "mnist", "n_train": 200},
+    "model": {"hidden": [32, 16]},
+    "training": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 50, "steps": 8,
+                 "log_every": 4, "evaluate_test": False},
+}
+OPEN_MODEL = {
+    "name": "open-model",
+    "seeds": [3],
+    "data": {"dataset": "mnist", "n_train": 300},
+    "model": {"hidden": [16, 16], "activation": "relu"},
+    "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 50, "epochs": 1},
+}
+
+
+def tiny_mnist_run(**sections):
+    """The one run of TINY_MNIST with `sections` (e.g. model={...}) merged into its tables."""
+    from study.engine.studies import expand
+
+    raw = copy.deepcopy(TINY_MNIST)
+    for section, values in sections.items():
+        raw[section] = {**raw.get(section, {}), **values}
+    (spec,) = expand(raw).runs
+    return spec
 
 
 # --- study files ------------------------------------------------------------------------------

@@ -13,14 +13,9 @@ from study import layers
 from study.engine.studies import ConfigError, expand, layer_list
 from study.engine.training import models
 from study.engine.training.run import train_run
+from tests.engine_fixtures import OPEN_MODEL
 
-MNIST = {
-    "name": "open-model",
-    "seeds": [3],
-    "data": {"dataset": "mnist", "n_train": 300},
-    "model": {"hidden": [16, 16], "activation": "relu"},
-    "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 50, "epochs": 1},
-}
+MNIST = OPEN_MODEL
 PRE = {"preactivation": True}
 
 

@@ -13,21 +13,9 @@ from study.engine.training import fit
 from study.engine.training.datasets import load_dataset
 from study.engine.training.packed import packable
 from study.engine.training.run import train_run
+from tests.engine_fixtures import TINY_MNIST as MNIST, tiny_mnist_run
 
-MNIST = {
-    "name": "sampling", "seeds": [3], "data": {"dataset": "mnist", "n_train": 200},
-    "model": {"hidden": [32, 16]},
-    "training": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 50, "steps": 8,
-                 "log_every": 4, "evaluate_test": False},
-}
-
-
-def _spec(**sections):
-    raw = copy.deepcopy(MNIST)
-    for section, values in sections.items():
-        raw[section] = {**raw.get(section, {}), **values}
-    (spec,) = expand(raw).runs
-    return spec
+_spec = tiny_mnist_run
 
 
 def _steps(plan):

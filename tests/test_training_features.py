@@ -13,21 +13,9 @@ from study.engine.training import batches as batching, ensemble, fit, models, pr
 from study.engine.training.datasets import load_dataset
 from study.engine.studies import ConfigError, expand
 from study.engine.training.run import train_run
+from tests.engine_fixtures import TINY_MNIST as MNIST, tiny_mnist_run
 
-MNIST = {
-    "name": "features", "seeds": [3], "data": {"dataset": "mnist", "n_train": 200},
-    "model": {"hidden": [32, 16]},
-    "training": {"optimizer": "adam", "learning_rate": 0.01, "batch_size": 50, "steps": 8,
-                 "log_every": 4, "evaluate_test": False},
-}
-
-
-def _spec(**sections):
-    raw = copy.deepcopy(MNIST)
-    for section, values in sections.items():
-        raw[section] = {**raw.get(section, {}), **values}
-    (spec,) = expand(raw).runs
-    return spec
+_spec = tiny_mnist_run
 
 
 def _run(**sections):
