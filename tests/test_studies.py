@@ -101,7 +101,9 @@ def test_init_histograms_quick_end_to_end(tmp_path):
 def test_optimizer_paths_quick_end_to_end_and_sgd_in_closed_form(tmp_path):
     db, runs = _run_quick(tmp_path, "optimizer_paths")
     paths = results.artifacts(db, "path", study="optimizer_paths").set_index("run_key")["value"]
-    sgd = runs[(runs["optimizer"] == "sgd") & (runs["dataset"] == "anisotropic_bowl")]
+    sgd = runs[(runs["optimizer"] == "sgd") & (runs["dataset"] == "anisotropic_bowl")
+               & (runs["learning_rate"] == 0.95)]
+    assert len(sgd) == 2  # the quick form's two seeds of the book's SGD
     for _, run in sgd.iterrows():
         (x0, y0), *_ = paths[run["key"]]
         # SGD on x^2/20 + y^2 at lr 0.95: x <- (1 - 0.95/10) x, y <- (1 - 2 * 0.95) y = -0.9 y
