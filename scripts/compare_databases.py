@@ -1,11 +1,15 @@
 """Compare two results databases run key by run key: what each run computed, not when.
 
-    python scripts/compare_databases.py BEFORE.db AFTER.db [--study NAME ...]
+    python scripts/compare_databases.py BEFORE.db AFTER.db [--study NAME ...] [--shared]
 
 For every run key of either database: status, metrics, error class, every history row (all
 columns but `time`) and every artifact must be equal. Prints the differences and exits 1 if
 there are any; a refactor that keeps every stored number exits 0. Plain sqlite3, no `study`
 import, so it judges the engine from outside.
+
+`--shared` compares only the runs both databases hold, and of their metrics only those both
+record (a metric the engine added since, e.g. `test_accuracy_gap`, is counted, not compared):
+for an engine change that adds runs and metrics but must keep every number it had.
 """
 
 from __future__ import annotations
@@ -40,14 +44,28 @@ def main() -> int:
     parser.add_argument("before")
     parser.add_argument("after")
     parser.add_argument("--study", action="append", help="only these studies (repeatable)")
+    parser.add_argument("--shared", action="store_true",
+                        help="only the runs, and metrics, that both databases hold")
     args = parser.parse_args()
     before, after = load(args.before, args.study), load(args.after, args.study)
-    differences = [f"only in {args.before}: {key}" for key in sorted(set(before) - set(after))]
+    shared = set(before) & set(after)
+    differences, added = [], set()
+    if args.shared:
+        before = {key: before[key] for key in shared}
+        after = {key: after[key] for key in shared}
+        for key in shared:
+            names = before[key]["metrics"].keys() & after[key]["metrics"].keys()
+            added |= after[key]["metrics"].keys() - names
+            for run in (before[key], after[key]):
+                run["metrics"] = {name: run["metrics"][name] for name in names}
+    differences += [f"only in {args.before}: {key}" for key in sorted(set(before) - set(after))]
     differences += [f"only in {args.after}: {key}" for key in sorted(set(after) - set(before))]
-    for key in sorted(set(before) & set(after)):
+    for key in sorted(shared):
         for part in ("status", "metrics", "error", "history", "artifacts"):
             if before[key][part] != after[key][part]:
                 differences.append(f"{key} ({before[key]['study']}): {part} differs")
+    if added:
+        print(f"metrics only the second database records (not compared): {', '.join(sorted(added))}")
     for line in differences[:50]:
         print(line)
     rows = sum(len(r["history"]) for r in before.values())
