@@ -32,11 +32,9 @@ from study import results
 from study.engine.results import stats
 from study.engine.results.store import Store, now_iso
 from study.engine.studies.expansion import Study, selects
+from study.engine.studies.search import REPEAT  # the label of a repeated search's runs
 from study.engine.studies.study_schema import Claim
 
-# The label a repeated search puts on each of its runs (beside "search.round"): which repeat
-# of the whole search the run belongs to.
-REPEAT = "search.repeat"
 
 
 def evaluate(study: Study, runs: pd.DataFrame) -> list[dict[str, Any]]:
