@@ -310,3 +310,13 @@ def test_a_repeat_whose_seeds_mostly_diverged_is_at_the_worst():
     assert est["difference_median"] == pytest.approx(0.05)
     assert est["difference_ci_low"] == "-inf"  # stored JSON has no infinity
     assert est["arm_diverged"] == 4
+
+
+def test_a_base_problem_is_not_buried_under_claims_that_select_nothing():
+    # Every combination fails on the base's bad setting, so no arm exists: the claims'
+    # "selects no arm" would only repeat that, once per claim.
+    with pytest.raises(ConfigError) as caught:
+        _study(BETTER, training={**STUDY["training"], "sampling": "bootstrap"})
+    assert caught.value.problems == [
+        "training.sampling: 'bootstrap' is not allowed: Input should be 'permutation' or "
+        "'with_replacement'"]

@@ -186,7 +186,9 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
         expand(raw, source=source, light=light)
         study.claims = [c for c in study.claims if not check_claims(
             Study(study.name, "", "", "", study.runs, [c]))]
-    else:
+    elif not failures:
+        # Only once every combination expanded: with runs missing, every claim and name would
+        # be reported as selecting nothing, burying the one problem that matters.
         problems += check_claims(study)
         problems += check_names(study)
     if problems:
