@@ -112,3 +112,23 @@ def test_a_different_configuration_builds_its_own_model_and_datasets_are_shared(
     assert load_dataset(a[1].run_config, a[1].seed) is dataset  # same data, other seed
     with pytest.raises(ValueError):  # shared arrays are read-only: no run can change another's
         dataset.train.x[0, 0] = 1.0
+
+
+def test_the_engines_pipelines_are_not_autotuned():
+    """tf.data's autotuning thread made the end of every fit with validation wait ~1.2 s when
+    both cores were busy (`study.engine.training.tf_data`); the engine's training batches and
+    its kept evaluation batches switch it off. The numbers are the same either way (the tests
+    above compare records bit for bit with fresh runs; the full studies' databases were compared
+    run by run)."""
+    from study.engine.training.batches import training_batches
+
+    x = np.arange(40, dtype="float32").reshape(10, 4)
+    y = np.arange(10)
+    pipelines = {"training": training_batches(x, y, 4, 6, seed=0),
+                 "with replacement": training_batches(x, y, 4, 6, seed=0,
+                                                      sampling="with_replacement"),
+                 "shifted": training_batches(np.zeros((10, 784), "float32"), y, 4, 6, seed=0,
+                                             augment_shift=1),
+                 "evaluation": reuse.evaluation_batches(x, y, 8, 4)}
+    for name, dataset in pipelines.items():
+        assert dataset.options().autotune.enabled is False, name

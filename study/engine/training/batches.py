@@ -15,7 +15,7 @@ import math
 import keras
 import numpy as np
 
-from study.engine.training import reuse
+from study.engine.training import reuse, tf_data
 
 
 SAMPLINGS = ("permutation", "with_replacement")
@@ -150,7 +150,7 @@ def training_batches(x, y, batch_size: int, steps: int, seed: int, augment_shift
                 images = shift_images(images, shifts[step, :tf.size(chosen, tf.int64)])
             return images, tf.gather(ys, chosen)
 
-        return tf.data.Dataset.range(steps).map(gather).prefetch(4)
+        return tf_data.untuned(tf.data.Dataset.range(steps).map(gather).prefetch(4))
     return PlannedBatches(x, y, plan, steps)
 
 

@@ -28,6 +28,8 @@ from typing import Callable
 import keras
 import numpy as np
 
+from study.engine.training import tf_data
+
 _MODELS = 1  # configurations whose compiled model is kept: a worker's runs come arm by arm
 _DATASETS = 2
 _models: collections.OrderedDict = collections.OrderedDict()
@@ -103,7 +105,7 @@ def evaluation_batches(x: np.ndarray, y: np.ndarray, size: int, batch_size: int)
     if kept is None or kept[0] is not x or kept[1] is not y:
         _drop_stale()
         data = tf.data.Dataset.from_tensor_slices((tensor(x)[:size], tensor(y)[:size]))
-        kept = _batches[key] = (x, y, data.batch(batch_size))
+        kept = _batches[key] = (x, y, tf_data.untuned(data.batch(batch_size)))
     return kept[2]
 
 
