@@ -12,14 +12,17 @@ its own split.
 """
 
 import copy
+import json
 
 import keras
 import numpy as np
 import pytest
 
 from study.engine.training import reuse
+from study.engine.training import run as run_module
 from study.engine.training.datasets import load_dataset
 from study.engine.training.fit import build_member, fit_member, reused_member
+from study.engine.training.graph_key import VariableFactors
 from study.engine.training.run import train_run
 from study.engine.studies import expand
 
@@ -69,14 +72,22 @@ def _comparable(record):
             [{k: v for k, v in row.items() if k != "time"} for row in record.history])
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_runs_on_a_kept_model_equal_runs_on_fresh_ones(case):
-    specs = _specs(CASES[case])
-    fresh = []
-    for spec in specs:
-        reuse.clear()
-        fresh.append(train_run(spec))
+def _trained_alone(specs, monkeypatch):
+    """Each run on a model built for it alone: no kept model, no factor held in a variable."""
+    with monkeypatch.context() as patch:
+        patch.setattr(run_module, "reused_member", build_member)
+        records = []
+        for spec in specs:
+            reuse.clear()
+            records.append(train_run(spec))
     reuse.clear()
+    return records
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_runs_on_a_kept_model_equal_runs_on_fresh_ones(case, monkeypatch):
+    specs = _specs(CASES[case])
+    fresh = _trained_alone(specs, monkeypatch)
     kept = [train_run(spec) for spec in specs]
     for spec, alone, after in zip(specs, fresh, kept):
         assert alone.status == "finished", alone.error
@@ -132,3 +143,65 @@ def test_the_engines_pipelines_are_not_autotuned():
                  "evaluation": reuse.evaluation_batches(x, y, 8, 4)}
     for name, dataset in pipelines.items():
         assert dataset.options().autotune.enabled is False, name
+
+
+# Runs that differ only in values a kept model takes from the run's fresh build (`graph_key`):
+# initializer, constant learning rate, L1 / L2 factor. One after another they share one traced
+# model; each must equal the same run on a model of its own.
+FACTOR = "factor"
+ONE_GRAPH = [({"initializer": "he_normal", "regularizer_args": {FACTOR: 1e-4}}, 0.05),
+             ({"initializer": "glorot_uniform", "regularizer_args": {FACTOR: 3e-2}}, 0.01),
+             ({"initializer": "random_normal", "initializer_args": {"stddev": 0.1},
+               "regularizer_args": {FACTOR: 0.0}}, 0.002)]
+
+
+@pytest.mark.parametrize("regularizer", ["l2", "keras.l2", "l1", "keras.l1"])
+def test_runs_of_one_graph_share_a_kept_model_and_equal_runs_alone(regularizer, monkeypatch):
+    factor = regularizer.removeprefix("keras.")
+    specs = []
+    for model, learning_rate in ONE_GRAPH:
+        model = {**model, "regularizer": regularizer,
+                 "regularizer_args": {factor: model["regularizer_args"][FACTOR]}}
+        specs += _specs({"model": model, "training": {"optimizer": "momentum",
+                                                      "learning_rate": learning_rate}})[:1]
+    alone = _trained_alone(specs, monkeypatch)
+    kept = [train_run(spec) for spec in specs]
+    for spec, one, after in zip(specs, alone, kept):
+        assert one.status == "finished", one.error
+        assert _comparable(after) == _comparable(one), spec.arm
+    assert len({json.dumps(record.metrics, sort_keys=True) for record in alone}) == 3
+
+    # ... and it was one model: the last run's, with its factor held in variables
+    config = specs[0].run_config
+    dataset = load_dataset(config, specs[0].seed)
+    model = reused_member(config, dataset, specs[0].seed)
+    assert model is reused_member(specs[1].run_config, dataset, specs[1].seed)
+    held = [v.regularizer for v in model.model.variables
+            if isinstance(getattr(v, "regularizer", None), VariableFactors)]
+    assert held and all(float(h.factors[factor].numpy()) == pytest.approx(3e-2) for h in held)
+
+
+def test_a_run_on_a_kept_model_empties_no_tensorflow_cache(monkeypatch):
+    """Emptying TensorFlow's kernel cache (what `clear_session` and `tf.random.set_seed` do)
+    makes the next call of the kept model's traced functions instantiate and optimise them
+    again, ~0.2 s a run: a run that traced nothing new must not do it (`memory`,
+    `fit.seed_member`). The first run of a configuration, which traces, still clears."""
+    from tensorflow.python.eager import context
+
+    emptied = []
+    for method in ("clear_kernel_cache", "_set_global_seed"):
+        original = getattr(context.Context, method)
+
+        def recording(self, *args, _original=original, _name=method):
+            emptied.append(_name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(context.Context, method, recording)
+    first, second = _specs({"model": {"dropout": 0.2}})[:2]
+    reuse.clear()
+    emptied.clear()
+    assert train_run(first).status == "finished"
+    assert "clear_kernel_cache" in emptied  # a new trace: the session is cleared after it
+    emptied.clear()
+    assert train_run(second).status == "finished"
+    assert emptied == []

@@ -11,6 +11,7 @@
     tasks        activation histograms and optimizer paths (no classifier training)
     packed       the seeds of a small full-batch arm in one compiled loop
     reuse        what a worker keeps between runs (compiled models, datasets, tensors)
+    graph_key    which runs share a traced model (initializer, learning rate, L1/L2 factor aside)
     memory       what a run gives back when it ends
     environment  versions, CPU, determinism, error descriptions
 """

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 
 from study import data as datasets
 from study.engine.results.store import RunRecord
 from study.engine.studies.run_schema import RunConfig
 from study.engine.training import models
-from study.engine.training.fit import evaluation_splits, fit_member, reused_member
+from study.engine.training.fit import evaluation_splits, fit_member, reused_member, seed_member
 
 
 # Member j of an ensemble trains with seed + MEMBER_SEED_STRIDE * j: a prime stride, far from
@@ -41,7 +40,7 @@ def train_ensemble(config: RunConfig, dataset: datasets.Dataset, seed: int,
               for name, (split, size) in evaluation_splits(dataset, t.evaluate_test).items()}
     outputs = {name: [_predict(first, config, split.x)] for name, split in splits.items()}
     for j in range(1, t.ensemble):
-        keras.utils.set_random_seed(member_seed(seed, j))
+        seed_member(config, member_seed(seed, j))
         member = reused_member(config, dataset, member_seed(seed, j))
         if fit_member(member, config, dataset, member_seed(seed, j)).diverged:
             record.status = "diverged"

@@ -6,6 +6,7 @@ A loss that turns NaN or infinite stops the run as `diverged` (`HistoryRecorder`
 from __future__ import annotations
 
 import math
+import random
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 from study import data as datasets
 from study.engine.studies import components
 from study.engine.studies.run_schema import EarlyStopping, RunConfig, Training
-from study.engine.training import models, reuse
+from study.engine.training import graph_key, models, reuse
 from study.engine.training.batches import Plan, training_batches
 
 
@@ -41,14 +42,39 @@ def build_member(config: RunConfig, dataset: datasets.Dataset, seed: int) -> mod
                         steps_per_execution=largest_divisor(steps_per_epoch, 100))
 
 
+def keeps_models(config: RunConfig) -> bool:
+    """Do the runs of `config` train on kept models (`reuse`)? Not with your own components:
+    they may keep state outside their variables, which the restore would not reset, so each of
+    their runs gets a fresh model."""
+    return not components.fingerprints(config.model_dump(mode="json"))
+
+
+def seed_member(config: RunConfig, seed: int) -> None:
+    """Seed what a run (or an ensemble member) may draw from without a seed of its own.
+
+    A run with fresh models gets `keras.utils.set_random_seed(seed)`: Python's, NumPy's,
+    Keras's and TensorFlow's global seeds. A run on a kept model gets Python's and NumPy's
+    only: setting TensorFlow's global seed also empties TensorFlow's kernel cache, so the kept
+    model's traced functions would be instantiated and optimised again (~0.2 s a run on
+    mnist_hparam_search's network), and nothing such a run computes draws from it - its
+    initializers, dropout masks and batches all take seeds derived from the run's (`models`,
+    `batches`). Every number stays the same: the full studies' databases, compared run by
+    run, are identical.
+    """
+    if keeps_models(config):
+        random.seed(seed)
+        np.random.seed(seed)
+    else:
+        keras.utils.set_random_seed(seed)
+
+
 def reused_member(config: RunConfig, dataset: datasets.Dataset, seed: int) -> models.Compiled:
-    """`build_member`'s network, on the compiled model this worker last trained with `config`
-    if there is one (`reuse`): the same initial state, traced functions called again."""
-    if components.fingerprints(config.model_dump(mode="json")):
-        # Your own components may keep state outside their variables, which the restore
-        # would not reset: each of their runs gets a fresh model.
+    """`build_member`'s network, on the compiled model this worker last trained with the same
+    graph (`graph_key`) if there is one (`reuse`): the same initial state, traced functions
+    called again."""
+    if not keeps_models(config):
         return build_member(config, dataset, seed)
-    key = repr((config.model_dump_json(), dataset.input_shape, dataset.num_classes,
+    key = repr((graph_key.graph_key(config), dataset.input_shape, dataset.num_classes,
                 len(dataset.train.x)))
     return reuse.compiled_model(key, lambda: build_member(config, dataset, seed))
 

@@ -10,10 +10,11 @@ the run's 13 evaluations). A worker now keeps, per process:
 2. `tensor` and `evaluation_batches`: a tensor per array and a batched dataset per evaluated
    split, built once;
 3. `compiled_model`: the last compiled model of each configuration. The next run of the same
-   configuration (the next seed of an arm, an ensemble's next member) gets it back with every
-   variable - weights, batch-norm statistics, dropout seed states, optimizer slots and
-   iteration count - set to the values a fresh build with its seed holds, so Keras's traced
-   functions are called again instead of traced again.
+   graph (the next seed of an arm, an ensemble's next member, another initializer, learning
+   rate or penalty factor: `graph_key`) gets it back with every variable - weights,
+   batch-norm statistics, dropout seed states, optimizer slots, iteration count and learning
+   rate, penalty factors - set to the values a fresh build with its seed holds, so Keras's
+   traced functions are called again instead of traced again.
 
 None of this changes a number: the same graph computes the same steps on the same values, and
 tests/test_reuse.py checks records bit for bit against fresh builds, also with dropout, batch
@@ -28,7 +29,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from study.engine.training import tf_data
+from study.engine.training import graph_key, tf_data
 
 _MODELS = 1  # configurations whose compiled model is kept: a worker's runs come arm by arm
 _DATASETS = 2
@@ -40,10 +41,11 @@ _batches: dict[tuple, object] = {}
 
 def compiled_model(key: str, build: Callable[[], "Compiled"]) -> "Compiled":  # noqa: F821
     """`build()`'s model in its initial state, on the traced functions of the last model built
-    for `key` (which must name everything `build` depends on but the seed's values)."""
+    for `key` (`graph_key`: everything `build` depends on but the values of variables)."""
     fresh = build()
     kept = _models.get(key)
     if kept is None or not _restore(kept, fresh):
+        graph_key.hold_factors_in_variables(fresh.model)  # before its first trace
         _remember(_models, key, fresh, _MODELS)
         return fresh
     _models.move_to_end(key)
@@ -60,6 +62,8 @@ def _restore(kept, fresh) -> bool:
     sources = fresh.model.variables + fresh.optimizer.variables
     if len(targets) != len(sources) or any(
             t.shape != s.shape or t.dtype != s.dtype for t, s in zip(targets, sources)):
+        return False
+    if not graph_key.take_factors(kept.model, fresh.model):
         return False
     for target, source in zip(targets, sources):
         target.assign(source.value)

@@ -29,7 +29,8 @@ from study.engine.training import memory, reuse
 from study.engine.training.datasets import load_dataset
 from study.engine.training.ensemble import train_ensemble
 from study.engine.training.environment import describe_error, enable_determinism, versions
-from study.engine.training.fit import final_metrics, first_batch, fit_member, reused_member
+from study.engine.training.fit import (final_metrics, first_batch, fit_member, reused_member,
+                                       seed_member)
 from study.engine.training.probes import add_accuracy_gap, decision_boundaries, gradient_norms
 from study.engine.training.tasks import activation_histograms, optimizer_path
 
@@ -60,13 +61,15 @@ def blank_record(spec: RunSpec, error: str | None = None) -> RunRecord:
 
 def train_config(config: RunConfig, seed: int, data_dir, record: RunRecord) -> None:
     enable_determinism()
-    keras.utils.set_random_seed(seed)
     if config.task == "activation_histograms":
+        keras.utils.set_random_seed(seed)
         activation_histograms(config, seed, record)
         return
     if config.task == "optimizer_path":
+        keras.utils.set_random_seed(seed)
         optimizer_path(config, seed, record)
         return
+    seed_member(config, seed)
     dataset = load_dataset(config, seed, data_dir)
     t = config.training
     compiled = reused_member(config, dataset, seed)
