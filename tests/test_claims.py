@@ -320,3 +320,25 @@ def test_a_base_problem_is_not_buried_under_claims_that_select_nothing():
     assert caught.value.problems == [
         "training.sampling: 'bootstrap' is not allowed: Input should be 'permutation' or "
         "'with_replacement'"]
+
+
+@pytest.mark.parametrize("kind, values, verdict", [
+    ("below", [0.1, 0.2, 0.15, 0.05, 0.3, 0.25], "supported"),      # all under 0.5
+    ("below", [0.6, 0.9, 0.7, 0.8, 0.95, 0.65], "contradicted"),    # all over 0.5
+    ("above", [0.6, 0.9, 0.7, 0.8, 0.95, 0.65], "supported"),
+    ("above", [0.1, 0.2, 0.15, 0.05, 0.3, 0.25], "contradicted"),
+    ("above", [0.1, 0.9, 0.2, 0.8, 0.3, 0.7], "inconclusive"),
+])
+def test_below_and_above_claims_test_the_side_they_name(kind, values, verdict):
+    claim = {"id": "side", "text": "t", "kind": kind, "metric": "score", "value": 0.5,
+             "arm": {"optimizer": "adam"}}
+    study = _study(claim)
+    other = {seed: 0.5 for seed in range(6)}
+    (row,) = evaluate(study, _runs(study, {"adam": dict(enumerate(values)), "sgd": other,
+                                           "momentum": other}))
+    assert row["verdict"] == verdict
+    if verdict != "inconclusive":
+        # six distances of one sign: p = 1/64 on the claim's side, 1 on the other
+        p_claimed, p_other = (1 / 64, 1.0) if verdict == "supported" else (1.0, 1 / 64)
+        assert row["p_value"] == pytest.approx(p_claimed)
+        assert row["p_opposite"] == pytest.approx(p_other)

@@ -129,3 +129,13 @@ def test_seeds_needed_is_what_the_test_and_holm_really_give(claims):
 
     assert best_adjusted(needed) <= 0.01 < best_adjusted(needed - 1)
     assert best_adjusted(needed) == pytest.approx(stats.min_p_holm(needed, n_tests))
+
+
+def test_holm_caps_at_one_and_never_lets_a_larger_p_value_fall_below_a_smaller_ones():
+    # The cap: 2 x 0.6 = 1.2 is not a probability.
+    assert stats.holm([0.6, 0.9]) == pytest.approx([1.0, 1.0])
+    assert stats.holm([0.3, 0.7]) == pytest.approx([0.6, 0.7])
+    # The running maximum: the third smallest alone would be 1 x 0.045, below the second's
+    # 2 x 0.04 = 0.08; Holm's step-down keeps the order, so it is 0.08 too.
+    assert stats.holm([0.01, 0.04, 0.045]) == pytest.approx([0.03, 0.08, 0.08])
+    assert stats.holm([0.045, 0.01, 0.04]) == pytest.approx([0.08, 0.03, 0.08])

@@ -129,3 +129,29 @@ def test_a_database_from_before_the_opposite_p_values_gets_them_and_keeps_its_cl
         assert (new["p_opposite"], new["p_opposite_adjusted"]) == (1.0, 1.0)
         assert new["estimate"] == '{"difference_low": "-inf"}'
     Store(old).close()  # opening it again changes nothing
+
+
+def test_statuses_answers_for_every_key_beyond_sqlites_parameter_limit(tmp_path):
+    store = Store(tmp_path / "s.db")
+    keys = [f"k{i:04d}" for i in range(1234)]
+    for i, key in enumerate(keys):
+        store.write(_record(key=key, status=("finished", "diverged", "failed")[i % 3]))
+    got = store.statuses([*keys, "not stored"])
+    assert len(got) == 1234 and "not stored" not in got
+    assert got["k1233"] == "finished" and got["k1000"] == "diverged" and got["k0002"] == "failed"
+
+
+def test_diverged_and_finished_runs_are_not_trained_again_failed_ones_are(tmp_path):
+    from study.engine.execution.runner import plan
+
+    study = tmp_path / "tiny.toml"
+    study.write_text('name = "tiny"\nseeds = 3\n[data]\ndataset = "xor"\n'
+                     '[training]\nsteps = 4\nbatch_size = 4\n', encoding="utf-8")
+    store = Store(tmp_path / "s.db")
+    first = plan([study], store)
+    assert len(first.pending) == 3
+    for spec, status in zip(first.pending, ("finished", "diverged", "failed")):
+        store.write(_record(key=spec.key, status=status))
+    again = plan([study], store)
+    assert [s.key for s in again.pending] == [first.pending[2].key]  # only the failed one
+    assert len(plan([study], store, rerun=True).pending) == 3
