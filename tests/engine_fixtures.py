@@ -221,17 +221,20 @@ def _connect(db: Path) -> sqlite3.Connection:
 
 
 def run_count(db: Path) -> int:
-    """Stored runs; 0 while the database or its tables do not exist yet."""
+    """Stored runs; 0 while the database or its runs table does not exist yet. Anything else
+    wrong with the file (not a database, corrupt) raises: "nothing was stored" must not pass
+    on a broken file."""
     if not Path(db).exists():
         return 0
+    connection = _connect(db)
     try:
-        connection = _connect(db)
-        try:
-            return connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return 0
+        return connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return 0
+        raise
+    finally:
+        connection.close()
 
 
 def runs_table(db: Path) -> dict[str, dict[str, Any]]:

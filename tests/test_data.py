@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import os
 import pickle
+import re
 import socket
 import subprocess
 import zipfile
@@ -118,6 +119,48 @@ def test_unpickler_refuses_code_and_never_runs_it(tmp_path, payload):
     with pytest.raises(DataError, match="refusing to unpickle"):
         data._unpickle_numpy_only(malicious)
     assert not marker.exists()
+
+
+def _pickle_calling(module: str, name: str, *args: bytes) -> bytes:
+    """A protocol-0/2 pickle that calls module.name(*args); each arg is raw opcodes."""
+    return (b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n("
+            + b"".join(args) + b"tR.")
+
+
+def _text(value: str) -> bytes:
+    return b"S" + repr(value).encode() + b"\n"
+
+
+# Globals a tampered pickle might reach for: callables inside NumPy and its submodules (one runs
+# a string of Python), dotted names that walk from an allowed global to another object, and
+# module names that share an allowed one's prefix. The allow-list is exact: each is refused.
+HOSTILE_GLOBALS = [
+    ("numpy.testing._private.utils", "runstring"),  # exec(string, dict)
+    ("numpy", "load"), ("numpy", "fromfile"), ("numpy", "frompyfunc"), ("numpy", "vectorize"),
+    ("numpy.ctypeslib", "load_library"), ("numpy.lib.npyio", "load"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "_reconstruct_evil"),
+    ("numpy.core.multiarray", "_reconstruct.__globals__"), ("numpy", "ndarray.__new__"),
+    ("numpy.evil", "ndarray"), ("numpyx", "dtype"), ("numpy.core", "multiarray"),
+    ("_codecs", "decode"), ("builtins", "exec"), ("builtins", "getattr"), ("subprocess", "Popen"),
+]
+
+
+@pytest.mark.parametrize("module, name", HOSTILE_GLOBALS)
+def test_unpickler_refuses_every_global_off_its_exact_list(tmp_path, module, name):
+    marker = tmp_path / "pwned"
+    code = f"open({str(marker)!r}, 'w').close()"
+    payload = _pickle_calling(module, name, _text(code), b"}")
+    with pytest.raises(DataError, match=f"refusing to unpickle {re.escape(module)}"):
+        data._unpickle_numpy_only(payload)
+    assert not marker.exists()
+
+
+def test_the_hostile_table_would_run_code_without_the_allow_list(tmp_path):
+    # The control: the runstring payload really executes when unpickled without restriction.
+    marker = tmp_path / "pwned"
+    code = f"open({str(marker)!r}, 'w').close()"
+    pickle.loads(_pickle_calling("numpy.testing._private.utils", "runstring", _text(code), b"}"))
+    assert marker.exists()
 
 
 def test_unpickler_accepts_a_tuple_of_numpy_arrays():

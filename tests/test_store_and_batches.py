@@ -155,3 +155,20 @@ def test_diverged_and_finished_runs_are_not_trained_again_failed_ones_are(tmp_pa
     again = plan([study], store)
     assert [s.key for s in again.pending] == [first.pending[2].key]  # only the failed one
     assert len(plan([study], store, rerun=True).pending) == 3
+
+
+def test_the_run_count_of_the_engine_tests_fails_loudly_on_a_broken_file(tmp_path):
+    # Tests assert "nothing was stored" with run_count == 0: a file that is not a database, or
+    # is corrupt, must raise, not pass for an empty one.
+    from tests.engine_fixtures import run_count
+
+    assert run_count(tmp_path / "missing.db") == 0
+    sqlite3.connect(tmp_path / "empty.db").close()
+    assert run_count(tmp_path / "empty.db") == 0  # no runs table yet
+    store = Store(tmp_path / "s.db")
+    store.write(_record())
+    store.close()
+    assert run_count(tmp_path / "s.db") == 1
+    (tmp_path / "junk.db").write_bytes(b"not a database at all, " * 200)
+    with pytest.raises(sqlite3.DatabaseError):
+        run_count(tmp_path / "junk.db")
