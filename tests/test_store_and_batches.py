@@ -89,6 +89,18 @@ def test_batch_plan_depends_on_the_seed_alone():
     assert np.array_equal(longer[0][:first[0].size], first[0])
 
 
+def test_each_pass_draws_its_own_permutation():
+    # Pass p is default_rng([seed, p]).permutation(n): a new order every pass, not the first
+    # pass's order again (which would make every epoch see the same batches).
+    n, batch = 12, 4
+    indices, starts, _ = batch_plan(n, batch, 3 * 5, seed=7)
+    passes = indices[:5 * n].reshape(5, n)
+    for p in range(5):
+        assert np.array_equal(passes[p], np.random.default_rng([7, p]).permutation(n))
+    assert len({tuple(order) for order in passes}) == 5
+    assert starts[3] == n  # step 3 opens pass 1
+
+
 def test_another_programs_sqlite_file_is_refused_untouched(tmp_path):
     foreign = tmp_path / "app.db"
     with sqlite3.connect(foreign) as db:

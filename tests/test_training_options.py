@@ -41,6 +41,21 @@ def test_step_schedule_and_constant():
     assert {r["learning_rate"] for r in constant.history} == {0.5}
 
 
+def test_inverse_time_and_cosine_schedules_follow_their_formulas():
+    steps = np.array([10, 20, 30, 40])
+    inverse = _run(training={"schedule": {"kind": "inverse_time", "decay_steps": 15,
+                                          "decay_rate": 0.5}})
+    # lr(step) = lr0 / (1 + rate * step / decay_steps), continuous (no staircase)
+    np.testing.assert_allclose([r["learning_rate"] for r in inverse.history],
+                               0.5 / (1 + 0.5 * steps / 15), rtol=1e-6)
+    cosine = _run(training={"schedule": {"kind": "cosine", "decay_steps": 30}})
+    # lr(step) = lr0 * (1 + cos(pi * min(step, decay_steps) / decay_steps)) / 2: 0 from step 30
+    expected = 0.5 * (1 + np.cos(np.pi * np.minimum(steps, 30) / 30)) / 2
+    np.testing.assert_allclose([r["learning_rate"] for r in cosine.history], expected,
+                               rtol=1e-6, atol=1e-7)
+    assert [r["step"] for r in cosine.history] == steps.tolist()
+
+
 def test_early_stopping_ends_a_run_whose_monitor_stops_improving():
     # The step activation passes no gradient to the hidden layers, so validation accuracy
     # settles at once; patience 1 stops the run after two logged epochs without improvement.
