@@ -32,13 +32,22 @@ def _live_graphs() -> int:
     return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
 
 
+def _spec(hidden):
+    (spec,) = expand({**XOR, "model": {**XOR["model"], "hidden": hidden}}).runs
+    return spec
+
+
 def test_a_run_leaves_no_gradient_functions_and_no_graphs_behind():
-    (spec,) = expand(XOR).runs
     registry = memory._gradient_registry()
-    assert train_run(spec).status == "finished"  # warm-up: module-level traces, the freeze
+    assert train_run(_spec([5, 4])).status == "finished"  # warm-up: module traces, the freeze
+    # The worker keeps the last run's model, traced functions and all (`reuse`): measured with
+    # one such model alive, after a run past the freeze.
+    assert train_run(_spec([6, 3])).status == "finished"
     names, graphs = memory._custom_gradient_names(registry), _live_graphs()
-    for _ in range(2):
-        assert train_run(spec).status == "finished"
+    # Each a network of its own, so each traces (a worker's kept model would trace nothing,
+    # and then there would be nothing to purge) and replaces the kept one.
+    for hidden in ([3, 6], [4, 4]):
+        assert train_run(_spec(hidden)).status == "finished"
     assert memory._custom_gradient_names(registry) == names
     assert _live_graphs() == graphs
 
