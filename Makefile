@@ -23,11 +23,11 @@ data: setup
 	STUDY_NO_KERAS_DOWNLOAD=1 $(BIN)/study data fetch --quiet
 
 # Headless Chromium for the report test, from Debian's packages where this user may install
-# them; elsewhere the browser test skips and says why.
+# them; elsewhere the browser test skips and says why (with CI=true it fails: tests/dependencies.py).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 	  && { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-	  || echo "make: no Chromium (apt-get install chromium): the browser test will skip"; }
+	  || echo "make: no Chromium (apt-get install chromium): the browser test will skip (with CI=true: fail)"; }
 
 test-tf: setup data browser
 	KERAS_BACKEND=tensorflow $(PYTEST) -n 2 tests

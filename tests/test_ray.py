@@ -22,6 +22,7 @@ import uuid
 
 import pytest
 
+from tests.dependencies import require_module
 from tests.engine_fixtures import (DATA_DIR, ROOT, Started, history_table, mnist_study,
                                    run_study, runs_table, summary, xor_study)
 
@@ -127,7 +128,7 @@ def test_bad_ray_options_are_refused_with_a_message(tmp_path, args, message):
 def test_an_address_nobody_listens_on_is_refused_with_how_to_start_a_cluster(tmp_path):
     # One run stored first; then the same study with one more run, sent to a loopback port
     # nobody listens on: exit 2 before anything is dispatched, the stored run untouched.
-    pytest.importorskip("ray", reason="--executor ray needs Ray (the `ray` extra)")
+    require_module("ray", "--executor ray needs Ray: pip install -e '.[ray]'")
     stored = xor_study(tmp_path / "one.toml", seeds=[0], grid={"optimizer": ["sgd"]})
     study = xor_study(tmp_path / "two.toml", seeds=[0], grid={"optimizer": ["sgd", "adam"]})
     db = tmp_path / "r.db"
@@ -147,7 +148,7 @@ def test_an_address_nobody_listens_on_is_refused_with_how_to_start_a_cluster(tmp
 
 
 def test_a_head_on_this_machines_loopback_stores_the_same_results_as_jobs_1(tmp_path):
-    pytest.importorskip("ray", reason="--executor ray needs Ray (the `ray` extra)")
+    require_module("ray", "--executor ray needs Ray: pip install -e '.[ray]'")
     study = xor_study(tmp_path / "xor.toml", seeds=[0, 5], grid={"optimizer": ["sgd", "adam"]})
     (tmp_path / "one").mkdir()
     (tmp_path / "head").mkdir()

@@ -17,6 +17,7 @@ import pytest
 
 from study.cli import main
 from study.report import build
+from tests.dependencies import require, require_module
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "reports"
@@ -105,10 +106,9 @@ def _chromium() -> str | None:
 
 def test_pages_open_in_a_real_browser(reports):
     executable = _chromium()
-    if executable is None:
-        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium; "
-                    "`make test` installs it where it can)")
-    playwright = pytest.importorskip("playwright.sync_api")
+    require(executable is not None, "Chromium",
+            "Debian: apt-get install chromium (`make test` installs it where it runs as root)")
+    playwright = require_module("playwright.sync_api", "pip install -e '.[dev]'")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pages = sorted(reports.glob("*.html"))
     with playwright.sync_playwright() as p:
