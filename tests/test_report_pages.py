@@ -6,6 +6,7 @@ curves, final, decision boundaries, optimizer paths, histograms) and a tiny stud
 carry markup, which must show as text. Screenshots go to test-artifacts/reports/.
 """
 
+import html.parser
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,8 @@ HOSTILE = textwrap.dedent('''
     loss = "binary_cross_entropy"
     [grid]
     activation = ["tanh", "sigmoid"]
+    [report]
+    names = { "tanh" = "t' onload='window.__pwned = 4' x='", "sigmoid" = "s\\" onerror=\\"window.__pwned = 5\\" y=\\"" }
     [[claims]]
     id = "markup"
     text = "<script>window.__pwned = 3</script> beats sigmoid"
@@ -95,6 +98,36 @@ def test_markup_in_study_texts_is_escaped(reports):
     page = (reports / "markup.html").read_text()
     assert "<script>window" not in page and "<img src=x" not in page
     assert "&lt;script&gt;window.__pwned = 3&lt;/script&gt; beats sigmoid" in page
+
+
+class _Tags(html.parser.HTMLParser):
+    """Every start tag of a page with its attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_hostile_names_stay_inside_every_attribute_of_every_page(reports):
+    # Arm display names that try to close an attribute (' and ") and add an event handler:
+    # on every page, no element gains an on* attribute or a script, and the names are shown
+    # as the text they are.
+    pages = sorted(reports.glob("*.html"))
+    for page in pages:
+        parser = _Tags()
+        parser.feed(page.read_text())
+        for tag, attributes in parser.tags:
+            assert tag != "script", page.name
+            handlers = [name for name in attributes if name.startswith("on")]
+            assert not handlers, (page.name, tag, attributes)
+    markup = _Tags()
+    markup.feed((reports / "markup.html").read_text())
+    texts = [value for _, attributes in markup.tags for value in attributes.values() if value]
+    assert any("t' onload='window.__pwned = 4' x='" in text for text in texts)
+    assert any('s" onerror="window.__pwned = 5" y="' in text for text in texts)
 
 
 def _chromium() -> str | None:
