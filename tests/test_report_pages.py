@@ -7,6 +7,7 @@ carry markup, which must show as text. Screenshots go to test-artifacts/reports/
 """
 
 import html.parser
+import os
 import shutil
 import subprocess
 import sys
@@ -92,6 +93,25 @@ def test_the_same_database_gives_the_same_files(database, reports, tmp_path):
     second = {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()}
     assert first.keys() == second.keys()
     assert [k for k in first if first[k] != second[k]] == []
+
+
+def test_the_same_database_gives_the_same_bytes_in_processes_of_other_hash_seeds(database,
+                                                                                 tmp_path):
+    # Two processes with different string hashing (PYTHONHASHSEED): any page, table or figure
+    # whose order came from a set or a dict keyed by hash would differ.
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"hash{seed}"
+        result = subprocess.run([sys.executable, "-m", "study.cli", "report", "--db",
+                                 str(database), "--out", str(out)], cwd=ROOT, text=True,
+                                capture_output=True, timeout=300,
+                                env={**os.environ, "PYTHONHASHSEED": seed})
+        assert result.returncode == 0, result.stderr
+        outputs.append({p.relative_to(out): p.read_bytes() for p in out.rglob("*")
+                        if p.is_file()})
+    first, second = outputs
+    assert first.keys() == second.keys() and len(first) > 20
+    assert [str(k) for k in first if first[k] != second[k]] == []
 
 
 def test_markup_in_study_texts_is_escaped(reports):
