@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import time
 
+import pandas as pd
 import pytest
 
 from tests.engine_fixtures import (DATA_DIR, Started, duplicate_keys, expected_keys,
@@ -417,6 +418,9 @@ def test_results_are_tidy_dataframes_with_every_status(tmp_path, monkeypatch):
         with open(os.devnull, "w") as devnull:
             done = runner.execute(plan, store, SerialExecutor(),
                                   runner.Progress(plan.pending, 1, devnull))
+        for study in plan.studies:  # as `study run` records it, for `study report`
+            store.write_study(study.name, study.source, study.quick, study.definition,
+                              [spec.key for spec in study.runs])
     assert done.counts == {"finished": 3, "diverged": 2, "failed": 1}
 
     runs = results.runs(db, study="tidy")
@@ -442,6 +446,14 @@ def test_results_are_tidy_dataframes_with_every_status(tmp_path, monkeypatch):
     assert per_run == expected  # one row per logged epoch, diverged runs up to divergence
     assert set(curves["status"]) == {"finished", "diverged"}
     assert results.runs(db, study="no-such-study").empty
+
+    # The report's runs.csv holds every run too, diverged and failed ones included (README).
+    from study.report import build
+
+    build(db, tmp_path / "reports")
+    table = pd.read_csv(tmp_path / "reports" / "tidy" / "runs.csv")
+    assert sorted(table["status"]) == sorted(runs["status"])
+    assert "boom" in table.loc[table["status"] == "failed", "error"].iloc[0]
 
 
 # Bugs found while testing the promises above (these tests fail until study/ is fixed) -------

@@ -88,3 +88,32 @@ def test_keras_batch_norm_is_a_control_equal_to_ours():
     assert keras_bn.config["model"]["batch_norm"] == "keras"
     np.testing.assert_allclose([r["loss"] for r in keras_bn.history],
                                [r["loss"] for r in ours.history], rtol=1e-3)
+
+
+def test_none_switches_an_optional_component_off():
+    # TOML has no null: "none" is how a study file (or an axis value) says "no regularizer",
+    # "no constraint", "no early stopping"; the run is the one without them.
+    (spec,) = expand({**XOR, "model": {**XOR["model"], "regularizer": "none",
+                                       "constraint": "none"},
+                      "training": {**XOR["training"], "early_stopping": "none"}}).runs
+    m, t = spec.run_config.model, spec.run_config.training
+    assert (m.regularizer, m.constraint, t.early_stopping) == (None, None, None)
+    off, plain = train_run(spec), _run()
+    assert off.metrics == plain.metrics
+
+
+def test_mnist_runs_take_up_to_100_steps_per_compiled_call():
+    from study.engine.training.fit import build_member
+    from study.engine.training.datasets import load_dataset
+
+    def steps_per_call(steps, log_every):
+        raw = {"name": "spe", "seeds": 1, "data": {"dataset": "mnist", "n_train": 1000},
+               "model": {"hidden": [8]},
+               "training": {"batch_size": 100, "steps": steps, "log_every": log_every}}
+        (spec,) = expand(raw).runs
+        dataset = load_dataset(spec.run_config, spec.seed)
+        return build_member(spec.run_config, dataset, spec.seed).model.steps_per_execution
+
+    assert steps_per_call(2000, 200) == 100  # the largest divisor of a history row, at most 100
+    assert steps_per_call(600, 60) == 60
+    assert steps_per_call(191, 191) == 1  # a prime row: one step per call, the rows stay exact
