@@ -1,5 +1,6 @@
 """`study list` and the README are generated from the registry and stay in sync with it."""
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -60,3 +61,28 @@ def test_keras_names_resolve_to_builtins():
             pass
         else:
             raise AssertionError(f"{name} resolved")
+
+
+def _readme_block(heading: str) -> str:
+    """The first ```python block after `heading` in the README, as written."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index(heading):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("```", start)]
+
+
+def test_the_readmes_usage_example_runs_as_written(tmp_path):
+    # Run in a fresh process, where the example saves model.keras; then, in another one,
+    # load it with only `import study` (the promise in the example's last comment).
+    code = _readme_block("## Use the components in your own model")
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    ran = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, text=True,
+                         capture_output=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import keras, study\n"
+         "model = keras.saving.load_model('model.keras')\n"
+         "print(type(model.optimizer).__module__, model.count_params())"],
+        cwd=tmp_path, env=env, text=True, capture_output=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.split()[0].startswith("study.optimizers")
