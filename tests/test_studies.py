@@ -176,6 +176,13 @@ def test_hparam_search_quick_runs_its_stages_and_touches_test_once(tmp_path):
     with sqlite3.connect(db) as connection:
         (verdicts,) = connection.execute("SELECT COUNT(*) FROM claims").fetchone()
     assert verdicts == len(load_study(ROOT / "experiments/mnist_hparam_search.toml").claims)
+    # Its report draws the `search` figure (learning rate x L2, every point by its score).
+    from study.report import build
+
+    build(db, tmp_path / "reports")
+    (search_figure,) = (tmp_path / "reports" / "mnist_hparam_search").glob("figure-*-search.svg")
+    assert search_figure.stat().st_size > 10_000
+    assert search_figure.name in (tmp_path / "reports" / "mnist_hparam_search.html").read_text()
 
 
 def test_tuned_optimizers_quick_end_to_end(tmp_path):
