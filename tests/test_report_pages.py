@@ -9,6 +9,7 @@ carry markup, which must show as text. Screenshots go to test-artifacts/reports/
 import html.parser
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -112,6 +113,19 @@ def test_the_same_database_gives_the_same_bytes_in_processes_of_other_hash_seeds
     first, second = outputs
     assert first.keys() == second.keys() and len(first) > 20
     assert [str(k) for k in first if first[k] != second[k]] == []
+
+
+def test_claims_csv_holds_each_claim_with_its_verdict_and_evidence(database, reports):
+    import pandas as pd
+
+    table = pd.read_csv(reports / "markup" / "claims.csv")
+    with sqlite3.connect(database) as connection:
+        stored = connection.execute("SELECT text, verdict, p_value, p_adjusted, n FROM claims "
+                                    "WHERE study = 'markup'").fetchall()
+    assert len(table) == len(stored) == 1
+    (text, verdict, p_value, p_adjusted, n), row = stored[0], table.iloc[0]
+    assert (row["claim"], row["verdict"], row["n"]) == (text, verdict, n)
+    assert row["p"] == pytest.approx(p_value) and row["p (Holm)"] == pytest.approx(p_adjusted)
 
 
 def test_markup_in_study_texts_is_escaped(reports):
