@@ -183,6 +183,15 @@ def test_hparam_search_quick_runs_its_stages_and_touches_test_once(tmp_path):
     (search_figure,) = (tmp_path / "reports" / "mnist_hparam_search").glob("figure-*-search.svg")
     assert search_figure.stat().st_size > 10_000
     assert search_figure.name in (tmp_path / "reports" / "mnist_hparam_search.html").read_text()
+    # `[report] group_by = ["round", "repeat"]`: a row per combination; `metrics`: its columns.
+    import pandas as pd
+
+    summary = pd.read_csv(tmp_path / "reports" / "mnist_hparam_search" / "summary.csv")
+    assert list(summary.columns[:2]) == ["round", "repeat"]
+    assert len(summary) == len(counts)
+    assert summary["runs"].sum() == len(runs)
+    assert {"val_accuracy", "test_accuracy"} <= set(summary.columns)
+    assert "loss" not in summary.columns  # only the metrics the file names
 
 
 def test_tuned_optimizers_quick_end_to_end(tmp_path):
