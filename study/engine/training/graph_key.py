@@ -22,6 +22,7 @@ of each run was its own trace).
 from __future__ import annotations
 
 import json
+
 import keras
 
 from study import regularizers
