@@ -36,7 +36,6 @@ from study.engine.studies.search import REPEAT  # the label of a repeated search
 from study.engine.studies.study_schema import Claim
 
 
-
 def evaluate(study: Study, runs: pd.DataFrame) -> list[dict[str, Any]]:
     """One row per claim: statistic, p-values (Holm-adjusted across the study), effect,
     estimate, verdict."""
