@@ -179,9 +179,8 @@ def test_unpickler_admits_codecs_encode_only_for_latin1():
 
 
 def _pickle_calling_codecs_encode(encoding):
-    """A protocol-2 pickle of `_codecs.encode('abc', encoding)`, built opcode by opcode."""
-    return (b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abc"
-            + b"X" + len(encoding).to_bytes(4, "little") + encoding.encode() + b"\x86R.")
+    """A pickle of `_codecs.encode('abc', encoding)`, built opcode by opcode."""
+    return _pickle_calling("_codecs", "encode", _text("abc"), _text(encoding))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import pandas as pd
 import pytest
 
 from study.cli import main
@@ -116,8 +117,6 @@ def test_the_same_database_gives_the_same_bytes_in_processes_of_other_hash_seeds
 
 
 def test_claims_csv_holds_each_claim_with_its_verdict_and_evidence(database, reports):
-    import pandas as pd
-
     table = pd.read_csv(reports / "markup" / "claims.csv")
     with sqlite3.connect(database) as connection:
         stored = connection.execute("SELECT text, verdict, p_value, p_adjusted, n FROM claims "
@@ -149,17 +148,16 @@ def test_hostile_names_stay_inside_every_attribute_of_every_page(reports):
     # Arm display names that try to close an attribute (' and ") and add an event handler:
     # on every page, no element gains an on* attribute or a script, and the names are shown
     # as the text they are.
-    pages = sorted(reports.glob("*.html"))
-    for page in pages:
+    tags = {}
+    for page in sorted(reports.glob("*.html")):
         parser = _Tags()
         parser.feed(page.read_text())
+        tags[page.stem] = parser.tags
         for tag, attributes in parser.tags:
             assert tag != "script", page.name
             handlers = [name for name in attributes if name.startswith("on")]
             assert not handlers, (page.name, tag, attributes)
-    markup = _Tags()
-    markup.feed((reports / "markup.html").read_text())
-    texts = [value for _, attributes in markup.tags for value in attributes.values() if value]
+    texts = [value for _, attributes in tags["markup"] for value in attributes.values() if value]
     assert any("t' onload='window.__pwned = 4' x='" in text for text in texts)
     assert any('s" onerror="window.__pwned = 5" y="' in text for text in texts)
 

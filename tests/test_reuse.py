@@ -148,20 +148,18 @@ def test_the_engines_pipelines_are_not_autotuned():
 # Runs that differ only in values a kept model takes from the run's fresh build (`graph_key`):
 # initializer, constant learning rate, L1 / L2 factor. One after another they share one traced
 # model; each must equal the same run on a model of its own.
-FACTOR = "factor"
-ONE_GRAPH = [({"initializer": "he_normal", "regularizer_args": {FACTOR: 1e-4}}, 0.05),
-             ({"initializer": "glorot_uniform", "regularizer_args": {FACTOR: 3e-2}}, 0.01),
-             ({"initializer": "random_normal", "initializer_args": {"stddev": 0.1},
-               "regularizer_args": {FACTOR: 0.0}}, 0.002)]
+ONE_GRAPH = [  # (initializer settings, penalty factor, learning rate)
+    ({"initializer": "he_normal"}, 1e-4, 0.05),
+    ({"initializer": "glorot_uniform"}, 3e-2, 0.01),
+    ({"initializer": "random_normal", "initializer_args": {"stddev": 0.1}}, 0.0, 0.002)]
 
 
 @pytest.mark.parametrize("regularizer", ["l2", "keras.l2", "l1", "keras.l1"])
 def test_runs_of_one_graph_share_a_kept_model_and_equal_runs_alone(regularizer, monkeypatch):
     factor = regularizer.removeprefix("keras.")
     specs = []
-    for model, learning_rate in ONE_GRAPH:
-        model = {**model, "regularizer": regularizer,
-                 "regularizer_args": {factor: model["regularizer_args"][FACTOR]}}
+    for initializer, value, learning_rate in ONE_GRAPH:
+        model = {**initializer, "regularizer": regularizer, "regularizer_args": {factor: value}}
         specs += _specs({"model": model, "training": {"optimizer": "momentum",
                                                       "learning_rate": learning_rate}})[:1]
     alone = _trained_alone(specs, monkeypatch)

@@ -4,11 +4,13 @@ the quick form runs end to end with its verdicts stored."""
 import pathlib
 import sqlite3
 
+import pandas as pd
 import pytest
 
 from study import cli, results
 from study.engine.results import stats
 from study.engine.studies import load_study
+from study.report import build
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STUDIES = sorted((ROOT / "experiments").glob("*.toml"))
@@ -177,15 +179,11 @@ def test_hparam_search_quick_runs_its_stages_and_touches_test_once(tmp_path):
         (verdicts,) = connection.execute("SELECT COUNT(*) FROM claims").fetchone()
     assert verdicts == len(load_study(ROOT / "experiments/mnist_hparam_search.toml").claims)
     # Its report draws the `search` figure (learning rate x L2, every point by its score).
-    from study.report import build
-
     build(db, tmp_path / "reports")
     (search_figure,) = (tmp_path / "reports" / "mnist_hparam_search").glob("figure-*-search.svg")
     assert search_figure.stat().st_size > 10_000
     assert search_figure.name in (tmp_path / "reports" / "mnist_hparam_search.html").read_text()
     # `[report] group_by = ["round", "repeat"]`: a row per combination; `metrics`: its columns.
-    import pandas as pd
-
     summary = pd.read_csv(tmp_path / "reports" / "mnist_hparam_search" / "summary.csv")
     assert list(summary.columns[:2]) == ["round", "repeat"]
     assert len(summary) == len(counts)
