@@ -63,7 +63,8 @@ def figure_html(svg: bytes, title: str, alt: str, export: str) -> str:
 
 
 def definition_text(definition: dict) -> str:
-    return json.dumps(definition, indent=2, sort_keys=False, ensure_ascii=False)
+    """The study as written: keys in the file's order, non-ASCII text as itself."""
+    return json.dumps(definition, indent=2, ensure_ascii=False)
 
 
 def links(items: list[tuple[str, str]]) -> str:
