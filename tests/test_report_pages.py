@@ -3,10 +3,12 @@ browser (headless Chromium from Debian, driven by Playwright).
 
 The database holds the quick form of four studies (every figure kind they use: heatmap,
 curves, final, decision boundaries, optimizer paths, histograms) and a tiny study whose texts
-carry markup, which must show as text. Screenshots go to test-artifacts/reports/.
+(question, claim, arm names, figure title) carry markup, which must show as text; it also
+draws the gradients figure. Screenshots go to test-artifacts/reports/.
 """
 
 import html.parser
+import json
 import os
 import shutil
 import sqlite3
@@ -20,6 +22,7 @@ import pandas as pd
 import pytest
 
 from study.cli import main
+from study.engine.studies import ConfigError, load_study
 from study.report import build
 from tests.dependencies import require, require_module
 
@@ -42,13 +45,19 @@ HOSTILE = textwrap.dedent('''
     steps = 40
     log_every = 20
     loss = "binary_cross_entropy"
+    record_gradients = true
     [grid]
     activation = ["tanh", "sigmoid"]
     [report]
     names = { "tanh" = "t' onload='window.__pwned = 4' x='", "sigmoid" = "s\\" onerror=\\"window.__pwned = 5\\" y=\\"" }
+    [[report.figures]]
+    kind = "gradients"
+    [[report.figures]]
+    kind = "final"
+    title = "f' onmouseover='window.__pwned = 6' z='<b>"
     [[claims]]
     id = "markup"
-    text = "<script>window.__pwned = 3</script> beats sigmoid"
+    text = "<script>window.__pwned = 3</script> beats \\"sigmoid\\" ' onclick='window.__pwned = 7'"
     kind = "better"
     metric = "val_accuracy"
     arm = { activation = "tanh" }
@@ -130,7 +139,30 @@ def test_claims_csv_holds_each_claim_with_its_verdict_and_evidence(database, rep
 def test_markup_in_study_texts_is_escaped(reports):
     page = (reports / "markup.html").read_text()
     assert "<script>window" not in page and "<img src=x" not in page
-    assert "&lt;script&gt;window.__pwned = 3&lt;/script&gt; beats sigmoid" in page
+    assert ("&lt;script&gt;window.__pwned = 3&lt;/script&gt; beats &quot;sigmoid&quot; "
+            "&#x27; onclick=&#x27;window.__pwned = 7&#x27;") in page
+    assert "f&#x27; onmouseover=&#x27;window.__pwned = 6&#x27; z=&#x27;&lt;b&gt;" in page
+
+
+def test_the_gradients_figure_is_drawn_from_the_stored_norms(reports):
+    # A gradients figure draws nothing when no run stored its norms: the page must show it.
+    parser = _Tags()
+    parser.feed((reports / "markup.html").read_text())
+    alts = [attributes.get("alt") or "" for tag, attributes in parser.tags if tag == "img"]
+    drawn = [alt for alt in alts if alt.startswith("Line chart, log scale: the gradient's norm")]
+    assert len(drawn) == 1, alts
+    assert "the smallest median norm is " in drawn[0] and "t' onload=" in drawn[0] + "".join(alts)
+    assert (reports / "markup").is_dir() and any((reports / "markup").glob("*gradients*.svg"))
+
+
+@pytest.mark.parametrize("name", ["x' onload='y", "<b>", "a b", "../up", "Caps"])
+def test_a_study_name_that_could_leave_a_link_or_a_file_name_is_refused(tmp_path, name):
+    # The name becomes the page's file name and the index's href: only [a-z0-9_-] may.
+    study = tmp_path / "named.toml"
+    study.write_text(HOSTILE.replace('name = "markup"', f"name = {json.dumps(name)}"))
+    with pytest.raises(ConfigError, match=r"named.toml: name: .* is not allowed: String should "
+                                          r"match pattern '\^\[a-z0-9\]\[a-z0-9_\\-\]\*\$'"):
+        load_study(study)
 
 
 class _Tags(html.parser.HTMLParser):
