@@ -1,8 +1,8 @@
 """`study run --executor ray`: the same results as local jobs, on a local Ray and on a head
 started on this machine's loopback; a dead worker retried once; clear messages for what cannot
-work (no Ray, bad options, a cluster that is not there). The first two tests start a local Ray
-instance (2 CPUs), the loopback test a head of 2 CPUs; `make test` installs the `ray` extra, so
-they run in CI.
+work (no Ray, bad options, a cluster that is not there, resources it has not); --resources
+reaching each task. The first two tests start a local Ray instance (2 CPUs), the loopback tests
+a head of 2 CPUs; `make test` installs the `ray` extra, so they run in CI.
 """
 
 from __future__ import annotations
@@ -169,6 +169,63 @@ def test_a_head_on_this_machines_loopback_stores_the_same_results_as_jobs_1(tmp_
     assert history_table(tmp_path / "one.db") == history_table(tmp_path / "head.db")
 
 
+# A driver of its own (Ray must be imported after --address is given, so not in pytest's
+# process): each task writes the resources Ray assigned it and its TensorFlow thread count.
+DRIVER = """
+import io, json, sys
+from study.engine.execution import runner
+from study.engine.execution.executors import work
+from study.engine.execution.ray_executor import RayExecutor
+from study.engine.results.store import Store
+
+study, db, address, resources, out = sys.argv[1:]
+
+def reporting(unit, data_dir):
+    import os
+    import ray
+    with open(os.path.join(out, unit[0].key), "w") as file:
+        json.dump({"assigned": ray.get_runtime_context().get_assigned_resources(),
+                   "threads": os.environ.get("TF_NUM_INTRAOP_THREADS")}, file)
+    return work(unit, data_dir)
+
+with Store(db) as store:
+    plan = runner.plan([study], store)
+    executor = RayExecutor(address=address, resources=json.loads(resources), work=reporting)
+    counts = runner.execute(plan, store, executor,
+                            runner.Progress(plan.pending, 2, io.StringIO())).counts
+print(json.dumps(counts))
+"""
+
+
+def test_resources_reach_each_task_on_the_cluster_at_the_address(tmp_path):
+    # The head has 2 CPUs and 2 of a resource "marker": tasks asking for CPU 2 and marker 1
+    # are assigned exactly that (and TensorFlow 2 threads); asking for marker 3, more than
+    # the cluster has, is refused before any run instead of waiting forever.
+    require_module("ray", "--executor ray needs Ray: pip install -e '.[ray]'")
+    study = xor_study(tmp_path / "xor.toml", seeds=[0, 5], grid={"optimizer": ["sgd", "adam"]})
+    (tmp_path / "tasks").mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with loopback_head(resources={"marker": 2}) as port:
+        address = f"127.0.0.1:{port}"
+        driven = subprocess.run(
+            [sys.executable, "-c", DRIVER, str(study), str(tmp_path / "r.db"), address,
+             json.dumps({"CPU": 2, "marker": 1}), str(tmp_path / "tasks")],
+            env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        refused = run_study(study, "--db", tmp_path / "refused.db", "--executor", "ray",
+                            "--address", address, "--resources", '{"marker": 3}', cwd=tmp_path)
+    assert driven.returncode == 0, driven.stderr[-3000:]
+    assert json.loads(driven.stdout.splitlines()[-1])["finished"] == 4
+    reports = [json.loads(path.read_text()) for path in (tmp_path / "tasks").iterdir()]
+    assert reports and all(r == {"assigned": {"CPU": 2.0, "marker": 1.0}, "threads": "2"}
+                           for r in reports), reports
+    assert refused.returncode == 2, refused.stderr
+    assert (f"each task asks for marker 3 (--resources), but the Ray cluster at {address} "
+            f"has only marker 2.") in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert runs_table(tmp_path / "refused.db") == {}
+
+
 # --- a Ray head of our own, on loopback ------------------------------------------------------
 
 HEAD_TAG = "STUDY_TEST_RAY_HEAD"  # in the environment of every process of the head we start
@@ -187,7 +244,7 @@ def free_ports(count: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def loopback_head():
+def loopback_head(resources: dict[str, float] | None = None):
     """`ray start --head` on 127.0.0.1 only (2 CPUs), its workers able to import this checkout;
     yields its port. Stopped afterwards by killing exactly the processes it started - each one
     carries a tag in its environment, inherited by the workers too - not with `ray stop`, which
@@ -206,7 +263,8 @@ def loopback_head():
              "--node-ip-address=127.0.0.1", f"--port={port}",
              f"--ray-client-server-port={client_port}",
              f"--dashboard-agent-listen-port={agent_port}", "--num-cpus=2",
-             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
+             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}",
+             *([f"--resources={json.dumps(resources)}"] if resources else [])],
             env=env, capture_output=True, text=True, timeout=180)
         assert started.returncode == 0, started.stdout + started.stderr
         yield port

@@ -59,7 +59,8 @@ class RayUnavailable(RuntimeError):
 
 
 class RayConnectionError(RuntimeError):
-    """The cluster at --address cannot be reached or joined; the message says what to do."""
+    """The cluster at --address cannot be reached or joined, or has not the resources that
+    --resources asks of each task; the message says what to do."""
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -172,7 +173,27 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ray.exceptions.RayError) as error:
                 raise RayConnectionError(self._cannot_join(error)) from None
         self._started_here = True
+        try:
+            self._check_resources(ray)
+        except RayConnectionError:
+            ray.shutdown()
+            self._started_here = False
+            raise
         return ray
+
+    def _check_resources(self, ray) -> None:
+        """A task asking for more of a resource than the whole cluster has would wait forever
+        (Ray only logs that it is infeasible): refuse such --resources before any dispatch."""
+        asked = {"CPU": self.cpus_per_task, "GPU": self.gpus_per_task, **self.resources}
+        has = ray.cluster_resources()
+        short = sorted(name for name, amount in asked.items() if amount > has.get(name, 0.0))
+        if short:
+            where = f"the Ray cluster at {self.address}" if self.address else "the local Ray"
+            raise RayConnectionError(
+                "each task asks for " + ", ".join(f"{n} {asked[n]:g}" for n in short) +
+                f" (--resources), but {where} has only " +
+                ", ".join(f"{n} {has.get(n, 0.0):g}" for n in short) +
+                ". Ask for less, or start the nodes with more (`ray start --resources`).")
 
     def _check_reachable(self, ray) -> None:
         """Fail in seconds, not after Ray's minutes of retries, when nothing listens there (or
