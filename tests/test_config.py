@@ -362,7 +362,9 @@ def test_arm_labels_and_names_for_people():
                      "model.dropout_args": {}}) == 'a={"x":1} b=0.5'
     assert arm_name({}) == "base" and label({}) == ""
     assert arm_name({"model.dropout_args": {}}) == "base"
-    assert arm_name({"seeds.count": 3, "model.use_bias": False}) == "use_bias=False, count=3"
+    assert arm_name({"seeds.count": 3, "model.use_bias": False,
+                     "training.schedule.decay_steps": 500}) == \
+        "use_bias=False, count=3, decay_steps=500"
 
 
 def test_short_values():
