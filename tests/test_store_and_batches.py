@@ -105,8 +105,10 @@ def test_another_programs_sqlite_file_is_refused_untouched(tmp_path):
     foreign = tmp_path / "app.db"
     with sqlite3.connect(foreign) as db:
         db.execute("CREATE TABLE users (name TEXT)")
+        db.execute("CREATE TABLE posts (text TEXT)")
     before = foreign.read_bytes()
-    with pytest.raises(StoreError, match="another program"):
+    with pytest.raises(StoreError, match=r"app\.db: an SQLite database of another program "
+                                         r"\(tables: posts, users\)"):
         Store(foreign)
     assert foreign.read_bytes() == before
     with sqlite3.connect(foreign) as db:
@@ -184,3 +186,169 @@ def test_the_run_count_of_the_engine_tests_fails_loudly_on_a_broken_file(tmp_pat
     (tmp_path / "junk.db").write_bytes(b"not a database at all, " * 200)
     with pytest.raises(sqlite3.DatabaseError):
         run_count(tmp_path / "junk.db")
+
+
+def test_a_run_is_stored_as_plain_sorted_json_and_reads_back(tmp_path):
+    record = _record(versions={"study": "1.0", "keras": "3.0"})
+    record.overrides = {"training.optimizer": "adam", "model.hidden": (4, 2)}
+    record.config = {"training": {"steps": np.int64(5), "lr": np.float32(0.5)}, "data": {}}
+    with Store(tmp_path / "r.db") as store:
+        store.write(record)
+        (row,) = store.query("SELECT * FROM runs")
+    # sorted keys: the stored copy of a configuration reads the same however it was built
+    assert row["config"] == '{"data": {}, "training": {"lr": 0.5, "steps": 5}}'
+    assert row["overrides"] == '{"model.hidden": [4, 2], "training.optimizer": "adam"}'
+    assert row["versions"] == '{"keras": "3.0", "study": "1.0"}'
+    assert row["metrics"] == '{"nan": null, "val_accuracy": 0.5}'
+    assert (row["key"], row["study"], row["arm"], row["seed"], row["status"]) == (
+        "k1", "s", "base", 0, "finished")
+    assert (row["started_at"], row["finished_at"], row["wall_time"], row["error"]) == (
+        "t0", "t1", 1.0, None)
+
+
+def test_non_finite_numbers_become_null_wherever_they_are_stored():
+    from study.engine.results.store import _json
+
+    assert _json({"a": [1.5, float("nan"), float("-inf")], 2: (float("inf"),)}) == \
+        '{"2": [null], "a": [1.5, null, null]}'
+    assert _json(np.array([0.5, np.nan])) == "[0.5, null]"
+    assert _json(np.float64("inf")) == "null" and _json(np.int32(3)) == "3"
+    assert _json({"nested": {"deep": [np.float32(np.nan)]}}) == '{"nested": {"deep": [null]}}'
+    assert _json(None) == "null" and _json("text") == '"text"' and _json(True) == "true"
+
+
+def test_history_keeps_every_column_and_nulls_the_non_finite(tmp_path):
+    history = [{"epoch": 0, "step": 0, "loss": 0.7, "accuracy": 0.5, "val_loss": 0.8,
+                "val_accuracy": 0.4, "learning_rate": 0.1, "time": 0.0},
+               {"epoch": 1, "step": 10, "loss": float("nan"), "accuracy": np.float32(0.75),
+                "val_loss": float("-inf"), "time": 1.5}]
+    with Store(tmp_path / "r.db") as store:
+        store.write(_record())  # an earlier attempt
+        record = _record()
+        record.history = history
+        store.write(record)
+        rows = store.query("SELECT epoch, step, loss, accuracy, val_loss, val_accuracy, "
+                           "learning_rate, time FROM history WHERE run_key = ? ORDER BY epoch",
+                           ["k1"])
+    assert [tuple(r) for r in rows] == [(0, 0, 0.7, 0.5, 0.8, 0.4, 0.1, 0.0),
+                                        (1, 10, None, 0.75, None, None, None, 1.5)]
+
+
+def test_claims_store_non_finite_or_missing_numbers_as_null(tmp_path):
+    numbers = ("statistic", "p_value", "p_adjusted", "p_opposite", "p_opposite_adjusted",
+               "effect")
+    text = {"study": "s", "text": "t", "kind": "better", "metric": "m", "arm": {"a": 1},
+            "baseline": None, "n": 3, "estimate": {"low": 1.0}, "verdict": "inconclusive",
+            "evaluated_at": "now"}
+    rows = [{**text, "claim_id": "inf", **{c: float("inf") for c in numbers}},
+            {**text, "claim_id": "missing"},
+            {**text, "claim_id": "finite", **{c: np.float64(i / 8) for i, c in enumerate(numbers)}}]
+    with Store(tmp_path / "r.db") as store:
+        store.write_claims("s", rows)
+        got = {r["claim_id"]: r for r in store.query("SELECT * FROM claims")}
+        assert all(got["inf"][c] is None and got["missing"][c] is None for c in numbers)
+        assert [got["finite"][c] for c in numbers] == [i / 8 for i in range(6)]
+        assert (got["finite"]["arm"], got["finite"]["baseline"], got["finite"]["estimate"]) == (
+            '{"a": 1}', "null", '{"low": 1.0}')
+        store.write_claims("s", rows[:1])  # the study's verdicts are replaced, not added to
+        store.write_claims("other", [{**rows[1], "study": "other"}])
+        assert sorted((r["study"], r["claim_id"]) for r in store.query("SELECT * FROM claims")) \
+            == [("other", "missing"), ("s", "inf")]
+
+
+def test_a_study_is_stored_with_its_definition_and_run_keys(tmp_path):
+    with Store(tmp_path / "r.db") as store:
+        store.write_study("s", "experiments/s.toml", True, {"seeds": 2, "name": "s"}, ["k2", "k1"])
+        store.write_study("s", "experiments/s.toml", False, {"name": "s"}, ["k1"])  # replaces
+        (row,) = store.query("SELECT * FROM studies")
+    assert (row["name"], row["source"], row["quick"], row["definition"], row["run_keys"]) == (
+        "s", "experiments/s.toml", 0, '{"name": "s"}', '["k1"]')
+    assert row["updated_at"].endswith("Z")
+
+
+def test_timestamps_are_utc_whatever_the_local_time_zone(monkeypatch):
+    import datetime
+    import time
+
+    from study.engine.results.store import now_iso
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+5:30 all year
+    time.tzset()
+    try:
+        stamp = now_iso()
+        utc = datetime.datetime.now(datetime.timezone.utc)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    parsed = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc)
+    assert abs((utc - parsed).total_seconds()) < 5
+    assert len(stamp) == 20
+
+
+def test_query_binds_its_parameters_and_leaves_later_reads_plain(tmp_path):
+    with Store(tmp_path / "r.db") as store:
+        store.write(_record("a"))
+        store.write(_record("b", status="diverged"))
+        assert [r["key"] for r in store.query("SELECT key FROM runs WHERE status = ?",
+                                              ("diverged",))] == ["b"]
+        assert store.statuses(["a", "b"]) == {"a": "finished", "b": "diverged"}
+
+
+def test_a_statement_outside_a_transaction_is_committed_at_once(tmp_path):
+    # Transactions are explicit: nothing is left open (and locked) between them.
+    with Store(tmp_path / "r.db") as store:
+        store.write(_record("a"))
+        store.query("UPDATE runs SET status = 'failed' WHERE key = ?", ["a"])
+        with sqlite3.connect(tmp_path / "r.db", timeout=0.1) as other:
+            assert other.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+            other.execute("DELETE FROM runs")  # no lock is held by the store
+        assert store.statuses(["a"]) == {}
+
+
+def test_a_new_database_is_made_in_missing_folders_and_opens_again(tmp_path):
+    path = tmp_path / "new" / "deeper" / "r.db"
+    Store(path).close()
+    with Store(path) as store:  # its schema version recorded: opening it again is fine
+        assert [tuple(r) for r in store.query("SELECT * FROM meta")] == [("schema_version", "1")]
+
+
+def test_a_database_that_cannot_be_created_says_where(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match=r"file/r\.db: cannot create the database \("):
+        Store(blocker / "r.db")
+
+
+def test_writers_wait_for_each_other_up_to_the_timeout(tmp_path):
+    # A second `study run` on the same database queues behind the first's transaction
+    # (default: a minute) rather than failing at once.
+    with Store(tmp_path / "r.db") as store:
+        assert store.query("PRAGMA busy_timeout")[0][0] == 60_000
+        assert store.query("PRAGMA journal_mode")[0][0] == "wal"
+        assert store.query("PRAGMA foreign_keys")[0][0] == 1
+    with Store(tmp_path / "r.db", timeout_s=0.25) as store:
+        assert store.query("PRAGMA busy_timeout")[0][0] == 250
+
+
+def test_wall_times_sum_the_done_runs_of_each_arm(tmp_path):
+    with Store(tmp_path / "r.db") as store:
+        for key, study, arm, status, seconds in [
+                ("1", "a", "x", "finished", 1.0), ("2", "a", "x", "diverged", 2.5),
+                ("3", "a", "x", "failed", 100.0), ("4", "a", "y", "finished", 4.0),
+                ("5", "b", "x", "finished", 8.0), ("6", "c", "x", "finished", 16.0)]:
+            record = _record(key, status=status)
+            record.study, record.arm, record.wall_time = study, arm, seconds
+            store.write(record)
+        assert store.wall_times(["a", "b", "a"]) == {("a", "x"): (3.5, 2), ("a", "y"): (4.0, 1),
+                                                     ("b", "x"): (8.0, 1)}
+        assert store.wall_times(iter(["b"])) == {("b", "x"): (8.0, 1)}
+        assert store.wall_times([]) == {}
+        # beyond SQLite's limit on bound parameters: a study on each side of a batch's edge
+        for key, study in [("7", "s0499"), ("8", "s0500"), ("9", "s1000")]:
+            record = _record(key)
+            record.study = study
+            store.write(record)
+        many = [f"s{i:04d}" for i in range(1100)]
+        assert store.wall_times(many) == {(s, "base"): (1.0, 1) for s in ("s0499", "s0500",
+                                                                         "s1000")}

@@ -22,6 +22,7 @@ Tables:
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -104,6 +105,9 @@ CREATE TABLE IF NOT EXISTS artifacts (
 # older database when it is opened (NULL in its old rows), so no version bump shuts it out.
 ADDED_COLUMNS = {"claims": {"p_opposite": "REAL", "p_opposite_adjusted": "REAL"}}
 
+# Keys (or studies) per `IN (...)` query: well within SQLite's limit on bound parameters.
+_BATCH = 500
+
 HISTORY_COLUMNS = ("epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy",
                    "learning_rate", "time")
 
@@ -139,13 +143,13 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+            # `timeout` is SQLite's busy timeout: how long a writer waits for another's lock.
             self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
             self._refuse_foreign_database()
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
             with self.transaction():
-                for statement in filter(str.strip, _SCHEMA.split(";")):
+                for statement in _SCHEMA.split(";"):  # the blank one after the last is a no-op
                     self._db.execute(statement)
                 self._check_schema_version()
                 self._add_missing_columns()
@@ -250,10 +254,8 @@ class Store:
 
     def statuses(self, keys: Iterable[str]) -> dict[str, str]:
         """The stored status of each of `keys` that is stored."""
-        keys = list(keys)
         out: dict[str, str] = {}
-        for start in range(0, len(keys), 500):  # SQLite's limit on bound parameters
-            chunk = keys[start:start + 500]
+        for chunk in _batches(list(keys)):
             rows = self._db.execute(
                 f"SELECT key, status FROM runs WHERE key IN ({', '.join('?' * len(chunk))})",
                 chunk).fetchall()
@@ -263,10 +265,8 @@ class Store:
     def wall_times(self, studies: Iterable[str]) -> dict[tuple[str, str], tuple[float, int]]:
         """(study, arm) -> (total wall_time in seconds, runs) of the stored finished or diverged
         runs of `studies`: what a run of each arm has cost (the progress display's ETA)."""
-        studies = sorted(set(studies))
         out: dict[tuple[str, str], tuple[float, int]] = {}
-        for start in range(0, len(studies), 500):  # SQLite's limit on bound parameters
-            chunk = studies[start:start + 500]
+        for chunk in _batches(sorted(set(studies))):
             rows = self._db.execute(
                 f"SELECT study, arm, SUM(wall_time), COUNT(*) FROM runs "
                 f"WHERE study IN ({', '.join('?' * len(chunk))}) "
@@ -283,12 +283,19 @@ class Store:
             self._db.row_factory = None
 
 
+def _batches(items: list[Any]) -> Iterator[list[Any]]:
+    """`items` in slices small enough to bind in one statement (SQLite's limit on bound
+    parameters is 999 in older builds)."""
+    for start in range(0, len(items), _BATCH):
+        yield items[start:start + _BATCH]
+
+
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
 
 
 def _json(value: Any) -> str:
-    return json.dumps(_plain(value), sort_keys=True, allow_nan=False)
+    return json.dumps(_plain(value), sort_keys=True)  # _plain leaves no NaN or inf
 
 
 def _plain(value: Any) -> Any:
@@ -308,4 +315,4 @@ def _finite_or_none(value: Any) -> Any:
     if value is None:
         return None
     value = float(value)
-    return value if value == value and abs(value) != float("inf") else None
+    return value if math.isfinite(value) else None
