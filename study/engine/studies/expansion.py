@@ -148,7 +148,7 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
                                            if f"search.{key}" in spec.quick})
     study = Study(spec.name, spec.question, spec.about, str(source), claims=list(spec.claims),
                   search=search, random=random_search,
-                  base=with_overrides(base, late) if late else base, seeds=seed_list,
+                  base=with_overrides(base, late), seeds=seed_list,
                   background=spec.background, report=spec.report, definition=raw, quick=quick,
                   light=light)
     if spec.search is not None:
