@@ -222,12 +222,13 @@ def test_a_data_section_that_is_not_a_table_is_reported_once():
 
 
 def test_beside_a_file_level_problem_the_base_is_judged_with_its_axes_at_their_first_values():
-    # The base has no steps and a misspelt optimizer, both set by axes: not the base's
-    # problems; the axis values themselves are judged once the file's own keys are right.
-    raw = _raw(colour="red", grid={"steps": [10, 20]},
-               zip={"optimizer": ["adma", "sgd"], "learning_rate": [0.1, 0.2]})
+    # The base has no steps: a grid axis sets them, so that is not the base's problem.
+    raw = _raw(colour="red", grid={"steps": [10, 20]})
     del raw["training"]["steps"]
-    raw["training"]["optimizer"] = "adma"
+    assert _problems(raw) == [TOP_LEVEL_TYPO]
+    # A misspelt axis value is judged on its own, at its own location, once the file's own
+    # keys are right (not as the base's problem)
+    raw = _raw(colour="red", zip={"optimizer": ["adma", "sgd"], "learning_rate": [0.1, 0.2]})
     assert _problems(raw) == [TOP_LEVEL_TYPO]
     raw.pop("colour")
     assert _problems(raw) == ["zip.optimizer[0]: 'adma' is not an optimizer; did you mean 'adam'?"]
