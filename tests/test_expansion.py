@@ -136,6 +136,12 @@ def test_a_study_carries_the_files_texts_and_each_run_its_study_arm_and_seed():
     assert expand(raw, light=True).light is True
 
 
+def test_seeds_are_a_number_of_seeds_from_0_or_the_seeds_themselves():
+    assert [s.seed for s in expand(_raw(seeds=3)).runs] == [0, 1, 2]
+    study = expand(_raw(seeds=[7, 3]))
+    assert study.seeds == [7, 3] and [s.seed for s in study.runs] == [7, 3]
+
+
 def test_a_run_without_a_grid_is_named_base():
     assert {s.arm for s in expand(_raw()).runs} == {"base"}
 
@@ -165,7 +171,8 @@ def test_make_runs_labels_runs_with_their_marks_and_reports_a_bad_value_by_file(
     study = expand(_raw(), source="experiments/marks.toml")
     specs = study.make_runs({"training.learning_rate": 0.1}, [5, 6], marks={"search.round": 2})
     assert [(s.study, s.arm, s.seed) for s in specs] == [
-        ("expansion", "round=2, learning_rate=0.1", 5), ("expansion", "round=2, learning_rate=0.1", 6)]
+        ("expansion", "round=2, learning_rate=0.1", 5),
+        ("expansion", "round=2, learning_rate=0.1", 6)]
     assert specs[0].overrides == {"search.round": 2, "training.learning_rate": 0.1}
     assert specs[0].key == run_key("expansion", specs[0].config, 5)
     assert specs[0].config["training"]["learning_rate"] == 0.1
@@ -352,7 +359,8 @@ SEARCH = {
     "random": {"samples": 4, "seed": 3, "axes": {
         "learning_rate": {"low": 1e-4, "high": 1e-1, "scale": "log"}}},
     "search": {"rounds": 2, "keep": 0.5, "final_seeds": 3, "repeats": 3},
-    "claims": [_claim("c", arm={"round": "final", "repeat": 2})],
+    "claims": [_claim("c", arm={"round": "final", "repeat": 2}),
+               _claim("d", arm={"round": "final"})],
 }
 
 
@@ -366,8 +374,8 @@ def test_quick_shrinks_a_search_and_its_settings_reach_every_stage():
     assert len(full.runs) == 3 * 4 * 2 and len(quick.runs) == 4
     assert {s.config["training"]["steps"] for s in quick.runs} == {5}
     assert quick.base["training"]["steps"] == 5 and full.base["training"]["steps"] == 10
-    # the claim's repeat 2 is not run by the quick form: it keeps no claim
-    assert [c.id for c in full.claims] == ["c"] and quick.claims == []
+    # the quick form runs one search: it keeps the claim on the final runs, not the one on repeat 2
+    assert [c.id for c in full.claims] == ["c", "d"] and [c.id for c in quick.claims] == ["d"]
     raw["claims"][0]["arm"] = {"round": 1}
     message = ("claims[0].arm: {'round': 1}: in a search, claims select round = 'final', "
                "optionally repeat = 0..2")
@@ -379,7 +387,7 @@ def test_quick_keeps_the_search_claims_it_can_judge():
     raw = copy.deepcopy(SEARCH)
     raw["quick"] = {"search.repeats": 3, "random.samples": 2}
     raw["random"]["samples"] = 4
-    assert [c.id for c in expand(raw, quick=True).claims] == ["c"]
+    assert [c.id for c in expand(raw, quick=True).claims] == ["c", "d"]
 
 
 def test_light_reads_a_search_naming_an_own_component():
@@ -389,3 +397,16 @@ def test_light_reads_a_search_naming_an_own_component():
     assert len(study.runs) == 3 * 4 * 2
     assert {s.config["model"]["activation"] for s in study.runs} == {MISSING}
     assert len(expand(raw, light=True, quick=True).runs) == 3 * 4 * 2
+
+
+def test_a_model_too_big_for_the_machine_is_refused_but_not_when_re_read(monkeypatch):
+    # xor into 4 tanh units into 1: 17 weights x 4 bytes x 2 (weights, gradients; sgd has no
+    # slots) = 136 bytes, against a machine of 100 bytes
+    monkeypatch.setenv("STUDY_MEMORY_BYTES", "100")
+    assert _problems(_raw()) == [
+        "model: the model needs about 0.0 GB (17 parameters x 4 bytes x 2: weights, gradients "
+        "and 0 sgd slot(s)); this machine has 0.0 GB of memory"]
+    # the report re-reads a stored study on whatever machine it runs on
+    assert len(expand(_raw(), light=True).runs) == 2
+    monkeypatch.setenv("STUDY_MEMORY_BYTES", "136")
+    assert len(expand(_raw()).runs) == 2
