@@ -17,7 +17,7 @@ re-reading of stored study files) components are checked by name only: nothing i
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +148,7 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
                                            if f"search.{key}" in spec.quick})
     study = Study(spec.name, spec.question, spec.about, str(source), claims=list(spec.claims),
                   search=search, random=random_search,
-                  base=with_overrides(base, late) if late else base, seeds=seed_list,
+                  base=with_overrides(base, late), seeds=seed_list,
                   background=spec.background, report=spec.report, definition=raw, quick=quick,
                   light=light)
     if spec.search is not None:
@@ -156,8 +156,8 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
         study.runs = searching.first_stage(study)
         if quick:  # as below: the full form's claims checked, the quick form's kept
             expand(raw, source=source, light=light)
-            study.claims = [c for c in study.claims if not check_claims(
-                Study(study.name, "", "", "", [], [c], search, random_search, cells=study.cells))]
+            study.claims = [c for c in study.claims
+                            if not check_claims(replace(study, claims=[c]))]
         elif problems := check_claims(study):
             raise ConfigError(source, problems)
         return study
@@ -184,8 +184,7 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
         # Claims are checked against the full study; the quick form keeps those whose arms it
         # still runs (a smoke run need not run every arm).
         expand(raw, source=source, light=light)
-        study.claims = [c for c in study.claims if not check_claims(
-            Study(study.name, "", "", "", study.runs, [c]))]
+        study.claims = [c for c in study.claims if not check_claims(replace(study, claims=[c]))]
     elif not failures:
         # Only once every combination expanded: with runs missing, every claim and name would
         # be reported as selecting nothing, burying the one problem that matters.
