@@ -197,7 +197,7 @@ def early_stopping_indices(size: int, train_indices: np.ndarray | slice | None =
     chosen = np.arange(MNIST_TRAIN_SIZE - int(size), MNIST_TRAIN_SIZE)
     trained = np.arange(MNIST_TRAIN_SIZE)[train_indices if train_indices is not None else
                                           slice(None)]
-    if len(chosen) == 0 or chosen[0] < 0 or np.intersect1d(chosen, trained).size:
+    if chosen[0] < 0 or np.intersect1d(chosen, trained).size:
         raise ValueError(f"an early-stopping split of {size} (the last {size} of the "
                          f"{MNIST_TRAIN_SIZE} training images) would overlap the {len(trained)} "
                          f"training images: n_train + split must be at most {MNIST_TRAIN_SIZE}")
@@ -359,7 +359,7 @@ def _validated(source: str, arrays: dict, hint: str = ""):
         array = np.asarray(arrays[key])
         if array.dtype != np.uint8 or array.shape != shape:
             problems.append(f"{key} is {array.dtype} {array.shape}, expected uint8 {shape}")
-        elif key.startswith("y") and array.max(initial=0) >= MNIST_NUM_CLASSES:
+        elif key.startswith("y") and array.max() >= MNIST_NUM_CLASSES:  # never empty here
             problems.append(f"{key} has label {array.max()}, expected 0..9")
     if problems:
         raise DataError(f"{source} is not keras-format MNIST: {'; '.join(problems)}. {hint}"

@@ -117,7 +117,7 @@ def _latin1_encode(text, encoding):
     if not isinstance(text, str) or encoding != "latin1":
         raise pickle.UnpicklingError(f"refusing _codecs.encode({type(text).__name__}, "
                                      f"{encoding!r}): only latin1 text is bytes data")
-    return text.encode("latin1")
+    return text.encode(encoding)
 
 
 _ALLOWED_GLOBALS = {
@@ -184,16 +184,15 @@ def _pair(part):
 def _pixels(scaled: np.ndarray) -> np.ndarray:
     """Nielsen's pixel/256 back to uint8 images; exact, since /256 loses nothing in float32."""
     pixels = scaled.astype(np.float64) * 256
-    if not (np.all(pixels == np.round(pixels)) and pixels.min(initial=0) >= 0
-            and pixels.max(initial=0) <= 255):
+    if not (np.all(pixels == np.round(pixels)) and np.all((0 <= pixels) & (pixels <= 255))):
         raise DataError("the MNIST pickle's pixels are not whole numbers from 0 to 255 once "
                         f"multiplied by 256. Run `{FETCH_COMMAND}` again.")
     return pixels.astype(np.uint8).reshape(len(pixels), *MNIST_IMAGE_SHAPE)
 
 
 def _labels(labels: np.ndarray) -> np.ndarray:
-    if not (np.issubdtype(labels.dtype, np.integer) and labels.min(initial=0) >= 0
-            and labels.max(initial=0) < MNIST_NUM_CLASSES):
+    if not (np.issubdtype(labels.dtype, np.integer)
+            and np.all((0 <= labels) & (labels < MNIST_NUM_CLASSES))):
         raise DataError(f"the MNIST pickle's labels are not integers from 0 to 9. "
                         f"Run `{FETCH_COMMAND}` again.")
     return labels.astype(np.uint8)
