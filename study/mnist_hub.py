@@ -183,7 +183,7 @@ def _pair(part):
 
 def _pixels(scaled: np.ndarray) -> np.ndarray:
     """Nielsen's pixel/256 back to uint8 images; exact, since /256 loses nothing in float32."""
-    pixels = scaled.astype(np.float64) * 256
+    pixels = scaled * np.float64(256)  # float64 whatever the pickle's dtype
     if not (np.all(pixels == np.round(pixels)) and np.all((0 <= pixels) & (pixels <= 255))):
         raise DataError("the MNIST pickle's pixels are not whole numbers from 0 to 255 once "
                         f"multiplied by 256. Run `{FETCH_COMMAND}` again.")

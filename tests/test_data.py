@@ -121,6 +121,16 @@ def test_xor_cloud_without_noise_is_the_corners_used_equally_often():
         np.testing.assert_array_equal(split.y, np.logical_xor(split.x[:, 0], split.x[:, 1]))
 
 
+def test_xor_cloud_points_of_a_seed_never_change():
+    # Stored runs on xor_cloud were trained on these points: a new version must draw the same.
+    dataset = data.xor_cloud(seed=0)
+    np.testing.assert_array_equal(dataset.train.x[:2], np.float32(
+        [[1.14945387840271, -0.13099314272403717], [0.573560893535614, 0.40731367468833923]]))
+    np.testing.assert_array_equal(dataset.train.y[:2], [1, 1])
+    np.testing.assert_array_equal(dataset.test.x[0], np.float32([0.27137917280197144,
+                                                                 0.1907787322998047]))
+
+
 def test_xor_cloud_takes_numpy_integers_and_a_single_point():
     assert len(data.xor_cloud(n=np.int64(5)).test) == 5
     assert len(data.xor_cloud(n=1).train) == 1
@@ -886,8 +896,14 @@ def test_keras_download_uses_a_short_timeout_and_restores_it(tmp_path, monkeypat
     monkeypatch.delenv("STUDY_NO_KERAS_DOWNLOAD", raising=False)
     monkeypatch.setattr(keras_mnist, "load_data", unreachable)
     before = socket.getdefaulttimeout()
-    reason = data._download_with_keras(tmp_path / "mnist.npz")
-    assert seen == [5] and socket.getdefaulttimeout() == before
+    for previous in (None, 42.0):  # whatever the timeout was, it is put back
+        socket.setdefaulttimeout(previous)
+        try:
+            reason = data._download_with_keras(tmp_path / "mnist.npz")
+            assert socket.getdefaulttimeout() == previous
+        finally:
+            socket.setdefaulttimeout(before)
+    assert seen == [5, 5]
     assert "no network" in reason and not (tmp_path / "mnist.npz").exists()
 
 
@@ -990,6 +1006,9 @@ def test_early_stopping_indices_are_the_last_of_the_50000():
                                   np.arange(1, 50000))
     np.testing.assert_array_equal(data.early_stopping_indices(2, np.array([0, 49997])),
                                   [49998, 49999])
+    # With no training image at all, the split may take all 50,000, from image 0 on.
+    np.testing.assert_array_equal(data.early_stopping_indices(50000, slice(0, 0)),
+                                  np.arange(50000))
 
 
 @pytest.mark.parametrize("size, train", [
