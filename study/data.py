@@ -229,7 +229,7 @@ def _train_indices(n_train: int | None, subset_seed: int | None) -> np.ndarray |
         raise ValueError(f"n_train must be from 1 to {MNIST_TRAIN_SIZE} (the size of MNIST's "
                          f"train split), got {n_train}")
     if subset_seed is None:
-        return slice(0, int(n_train))
+        return slice(int(n_train))  # the first n_train
     rng = np.random.default_rng(subset_seed)
     return np.sort(rng.choice(MNIST_TRAIN_SIZE, size=int(n_train), replace=False))
 

