@@ -743,6 +743,16 @@ def test_load_rejects_wrong_shapes_dtypes_and_labels(tmp_path, broken):
     _assert_names_file_and_fix(error, path)
 
 
+def test_load_never_unpickles_an_object_array_in_the_npz(tmp_path):
+    marker, path = tmp_path / "pwned", tmp_path / "mnist.npz"
+    arrays = _arrays(x_train=np.array([_RunsCommand(f"touch {marker}")], dtype=object))
+    np.savez(path, **arrays)  # an object array is stored as a pickle
+    with pytest.raises(DataError, match="truncated or corrupt") as error:
+        data.load_mnist_npz(path)
+    _assert_unreadable(error, path)
+    assert not marker.exists()
+
+
 def test_load_rejects_a_npy_file(tmp_path):
     path = tmp_path / "mnist.npz"
     with open(path, "wb") as handle:
