@@ -199,4 +199,4 @@ def _number(value: float) -> float | str | None:
     value = float(value)
     if math.isnan(value):
         return None
-    return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    return value if math.isfinite(value) else str(value)  # str(+-inf): "inf" / "-inf"
