@@ -520,15 +520,30 @@ def test_evaluate_and_store_writes_the_verdicts_with_the_study_and_time(tmp_path
             store.write(RunRecord(spec.key, spec.study, spec.arm, spec.seed, "finished",
                                   spec.config, spec.overrides, "2026-01-01T00:00:00",
                                   "2026-01-01T00:00:01", 1.0, metrics={"score": run["score"]}))
+        # Another study in the same database varies a setting named like this study's metric:
+        # read together, "score" would be that setting and the metric "metric_score".
+        store.write(RunRecord("other-run", "other", "score=3", 0, "finished", {},
+                              {"training.score": 3}, "2026-01-01T00:00:00",
+                              "2026-01-01T00:00:01", 1.0, metrics={"score": 0.0}))
+        # A verdict of a claim since edited away, and one of another study.
+        store.write_claims(study.name, [_stored_row(study.name, "edited-away")])
+        store.write_claims("other", [_stored_row("other", "kept")])
         rows = evaluate_and_store(study, store)
         stored = [dict(r) for r in store.query(
             "SELECT study, claim_id, verdict, p_adjusted, estimate, evaluated_at FROM claims "
-            "ORDER BY claim_id")]
+            "ORDER BY study, claim_id")]
     assert [r["verdict"] for r in rows] == ["supported", "supported"]
     assert all(r["study"] == "claims-test" and r["evaluated_at"] for r in rows)
     assert [(r["study"], r["claim_id"], r["verdict"]) for r in stored] == [
-        ("claims-test", "adam-better", "supported"), ("claims-test", "adam-solves", "supported")]
+        ("claims-test", "adam-better", "supported"), ("claims-test", "adam-solves", "supported"),
+        ("other", "kept", "inconclusive")]
     assert stored[0]["p_adjusted"] == pytest.approx(2 / 128)
     assert json.loads(stored[1]["estimate"])["successes"] == 7
     assert stored[0]["evaluated_at"] == stored[1]["evaluated_at"] == rows[0]["evaluated_at"]
     assert stored[0]["evaluated_at"].startswith("20")
+
+
+def _stored_row(study, claim_id):
+    return {"study": study, "claim_id": claim_id, "text": "t", "kind": "rate", "metric": "m",
+            "arm": {}, "baseline": None, "n": 0, "estimate": {}, "verdict": "inconclusive",
+            "evaluated_at": "2026-01-01T00:00:00"}

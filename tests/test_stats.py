@@ -174,6 +174,7 @@ def test_median_interval_ranks_follow_the_requested_confidence():
     assert (even.low, even.median, even.high) == (2, 2.5, 3)
     assert even.coverage == pytest.approx(1 - 2 * (1 + 4) / 16)
     assert stats.median_coverage(7, confidence=0.875) == 0.875
+    assert stats.median_coverage(20) == stats.median_ci(np.arange(20.0)).coverage  # 0.9586
 
 
 def test_median_interval_of_one_and_two_values():
@@ -184,6 +185,24 @@ def test_median_interval_of_one_and_two_values():
     two = stats.median_ci([0.9, 0.1])
     assert (two.median, two.low, two.high) == (pytest.approx(0.5), 0.1, 0.9)
     assert two.coverage == 0.5
+
+
+def test_a_missing_value_given_as_none_is_nan():
+    # JSON's null for a metric a run did not log: left out of medians and paired effects,
+    # and a pair with one makes a NaN difference (left out in turn).
+    assert stats.median([None, 3, 1]) == 2.0
+    assert stats.median_ci([None, 3, 1, 2]) == stats.median_ci([3, 1, 2])
+    assert stats.paired_effect([0.1, None, -0.2]).wins == 1
+    d = stats.paired_differences([None, 0.5, 0.4], [0.2, None, 0.1])
+    assert np.isnan(d[:2]).all() and d[2] == pytest.approx(0.3)
+
+
+def test_median_interval_never_crosses_the_middle_whatever_confidence_is_asked():
+    # Even a confidence any interval meets (-1) stops at the middle rank(s).
+    odd = stats.median_ci([5.0, 1.0, 4.0, 2.0, 3.0], confidence=-1.0)
+    assert (odd.low, odd.high, odd.coverage) == (3, 3, 0.0)
+    even = stats.median_ci([4.0, 1.0, 3.0, 2.0], confidence=-1.0)
+    assert (even.low, even.high) == (2, 3)
 
 
 def test_median_interval_leaves_out_nan_values():
@@ -224,6 +243,9 @@ def test_paired_effect_leaves_out_nan_and_has_no_win_share_without_pairs():
     assert (effect.wins, effect.ties, effect.losses) == (1, 1, 1)
     assert effect.difference.median == 0.0 and effect.win_share == 0.5
     assert stats.paired_effect([0.3, 0.1, 0.2], confidence=0.0).difference.low == 0.2
+    # 20 pairs at the default 95%: [d_(6), d_(15)], as median_ci gives it
+    twenty = stats.paired_effect(np.arange(-5.0, 15.0)).difference
+    assert (twenty.low, twenty.high, twenty.coverage) == (0.0, 9.0, stats.median_coverage(20))
     empty = stats.paired_effect([])
     assert (empty.wins, empty.ties, empty.losses) == (0, 0, 0)
     assert math.isnan(empty.win_share) and math.isnan(empty.difference.median)

@@ -179,16 +179,15 @@ def _better(row: dict[str, Any], claim: Claim, arm: np.ndarray, base: np.ndarray
 
 
 def _test_both_directions(row: dict[str, Any], differences: np.ndarray) -> None:
-    zeros = np.zeros_like(differences)
-    row["statistic"], row["p_value"] = stats.paired_wilcoxon(differences, zeros,
+    row["statistic"], row["p_value"] = stats.paired_wilcoxon(differences, 0.0,
                                                              alternative="greater")
-    row["p_opposite"] = stats.paired_wilcoxon(differences, zeros, alternative="less")[1]
+    row["p_opposite"] = stats.paired_wilcoxon(differences, 0.0, alternative="less")[1]
 
 
 def _summary(name: str, values: pd.Series, runs: pd.DataFrame) -> dict[str, Any]:
     """The arm's median over its units (diverged at the worst) with its order-statistic
     interval and coverage, and how many of its runs diverged."""
-    interval = stats.median_ci(values.to_numpy(dtype=float))
+    interval = stats.median_ci(values)
     return {f"{name}_median": _number(interval.median), f"{name}_ci_low": _number(interval.low),
             f"{name}_ci_high": _number(interval.high), f"{name}_coverage": interval.coverage,
             f"{name}_diverged": int((runs["status"] == "diverged").sum())}
