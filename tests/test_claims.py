@@ -88,6 +88,25 @@ def test_failed_runs_are_left_out_and_counted():
     assert row["n"] == 5 and row["estimate"]["failed"] == 1
 
 
+def test_arms_are_paired_by_seed_not_by_position():
+    # Adam's seed 0 failed: its seeds 1-5 (0.6) meet SGD's seeds 1-5 (0.5), not SGD's 0-4
+    # (whose seed 0, 0.9, has no partner and is left out).
+    study = _study(BETTER)
+    values = {"sgd": [0.9, 0.5, 0.5, 0.5, 0.5, 0.5], "adam": [0.0] + [0.6] * 5,
+              "momentum": [0] * 6}
+    (row,) = evaluate(study, _runs(study, values, {("adam", 0): "failed"}))
+    est = row["estimate"]
+    assert row["n"] == 5 and (est["wins"], est["ties"], est["losses"]) == (5, 0, 0)
+    assert est["difference_median"] == pytest.approx(0.1) and est["baseline_median"] == 0.5
+
+
+def test_a_metric_value_that_is_not_a_number_is_missing():
+    study = _study(BETTER)
+    values = {"sgd": [0.5] * 6, "adam": ["n/a", 0.9, 0.9, 0.9, 0.9, 0.9], "momentum": [0] * 6}
+    (row,) = evaluate(study, _runs(study, values))
+    assert row["n"] == 5 and row["estimate"]["wins"] == 5
+
+
 def test_a_missing_metric_is_dropped_or_counted_as_the_worst():
     # Steps to solve (lower is better): Adam solves faster on the 4 seeds where both solve; on
     # seeds 4 and 5 Adam never solves (no value). Dropped, Adam wins 4 of 4 pairs; counted as
@@ -346,6 +365,9 @@ def test_below_and_above_claims_test_the_side_they_name(kind, values, verdict):
         assert row["p_opposite"] == pytest.approx(p_other)
 
 
+# every row has these, tested or not (the store's columns but its study and time)
+ROW_KEYS = {"claim_id", "text", "kind", "metric", "arm", "baseline", "n", "statistic", "p_value",
+            "p_adjusted", "p_opposite", "p_opposite_adjusted", "effect", "estimate", "verdict"}
 RATE = {"id": "adam-solves", "text": "Adam solves.", "kind": "rate", "metric": "score",
         "threshold": 1.0, "arm": {"optimizer": "adam"}}
 REST = {seed: 0.0 for seed in range(6)}  # sgd / momentum when only adam matters
@@ -381,6 +403,8 @@ def test_a_rate_claim_stores_its_rate_interval_and_bound():
     assert (est["unit"], est["failed"]) == ("seed", 0)
     assert row["verdict"] == "inconclusive"
     assert row["p_value"] is row["p_adjusted"] is row["statistic"] is row["effect"] is None
+    assert row["p_opposite"] is row["p_opposite_adjusted"] is None
+    assert set(row) == ROW_KEYS
 
 
 def test_a_rate_claim_of_one_run_and_of_none():
@@ -430,6 +454,7 @@ def test_a_better_row_holds_everything_the_store_and_report_read():
                  {("sgd", 3): "diverged"})
     runs.loc[runs["status"] == "diverged", "score"] = None
     (row,) = evaluate(study, runs)
+    assert set(row) == ROW_KEYS
     assert {k: row[k] for k in ("claim_id", "text", "kind", "metric", "arm", "baseline", "n")} \
         == {"claim_id": "adam-better", "text": "Adam beats SGD.", "kind": "better",
             "metric": "score", "arm": {"optimizer": "adam"}, "baseline": {"optimizer": "sgd"},

@@ -105,10 +105,8 @@ def _per_unit(chosen: pd.DataFrame, claim: Claim, unit: str, labels) -> pd.Serie
     """The metric per unit (seed, or repeat: the median of its seeds) of one arm's runs, in
     the metric's units; a diverged run at the metric's worst (+-inf), failed runs left out."""
     chosen = chosen[chosen["status"] != "failed"]
-    if claim.metric not in chosen.columns:
-        values = pd.Series(np.nan, index=chosen.index)
-    else:
-        values = pd.to_numeric(chosen[claim.metric], errors="coerce")
+    # reindex: a metric no run logged is a column of NaN
+    values = pd.to_numeric(chosen.reindex(columns=[claim.metric])[claim.metric], errors="coerce")
     worst = -math.inf if claim.higher_is_better else math.inf
     values = values.where(chosen["status"] != "diverged", worst)
     if claim.missing == "worst":
