@@ -318,6 +318,15 @@ def test_the_unit_of_a_repeated_search_is_the_repeat():
     assert est["baseline_diverged"] == 1
 
 
+def test_the_unit_is_the_repeat_before_the_arm_has_runs():
+    # The final stage has not run yet: nothing to pair, but the unit is already the repeat
+    # (the control's runs are repeats).
+    control = [[0.70, 0.72, 0.74] for _ in range(3)]
+    specs, runs = _repeated_search([], control)
+    (row,) = evaluate(SimpleNamespace(runs=specs, claims=[SEARCH_BETTER]), runs)
+    assert row["n"] == 0 and row["estimate"] == {"unit": "repeat", "failed": 0}
+
+
 def test_a_repeat_whose_seeds_mostly_diverged_is_at_the_worst():
     # Repeat 2 of the final stage: 4 of 7 seeds diverged, so its median is the worst (-inf):
     # a loss for that repeat. Differences -inf, 0.05, 0.06 (repeat order 2, 0, 1): median 0.05.

@@ -125,12 +125,13 @@ def _evaluate_one(claim: Claim, runs, labels) -> dict[str, Any]:
            "p_opposite_adjusted": None, "effect": None, "estimate": {}}
     arm_runs = _arm_runs(runs, claim.arm, labels)
     base_runs = _arm_runs(runs, claim.baseline, labels) if claim.kind == "better" else None
-    unit = _unit(arm_runs if base_runs is None else pd.concat([arm_runs, base_runs]), labels)
+    unit = _unit(pd.concat([arm_runs, base_runs]), labels)  # concat leaves out a None
     row["estimate"].update(unit=unit, failed=int((arm_runs["status"] == "failed").sum()))
     arm = _per_unit(arm_runs, claim, unit, labels)
     if claim.kind == "better":
         base = _per_unit(base_runs, claim, unit, labels)
-        paired = pd.concat([arm, base], axis=1, keys=["arm", "base"], join="inner").dropna()
+        # dropna: the units both arms have (a value on one side only is NaN on the other)
+        paired = pd.concat([arm, base], axis=1, keys=["arm", "base"]).dropna()
         row["n"] = len(paired)
         if row["n"] < 2:
             return row
