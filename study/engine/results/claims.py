@@ -105,10 +105,8 @@ def _per_unit(chosen: pd.DataFrame, claim: Claim, unit: str, labels) -> pd.Serie
     """The metric per unit (seed, or repeat: the median of its seeds) of one arm's runs, in
     the metric's units; a diverged run at the metric's worst (+-inf), failed runs left out."""
     chosen = chosen[chosen["status"] != "failed"]
-    if claim.metric not in chosen.columns:
-        values = pd.Series(np.nan, index=chosen.index)
-    else:
-        values = pd.to_numeric(chosen[claim.metric], errors="coerce")
+    # reindex: a metric no run logged is a column of NaN
+    values = pd.to_numeric(chosen.reindex(columns=[claim.metric])[claim.metric], errors="coerce")
     worst = -math.inf if claim.higher_is_better else math.inf
     values = values.where(chosen["status"] != "diverged", worst)
     if claim.missing == "worst":
@@ -127,12 +125,13 @@ def _evaluate_one(claim: Claim, runs, labels) -> dict[str, Any]:
            "p_opposite_adjusted": None, "effect": None, "estimate": {}}
     arm_runs = _arm_runs(runs, claim.arm, labels)
     base_runs = _arm_runs(runs, claim.baseline, labels) if claim.kind == "better" else None
-    unit = _unit(arm_runs if base_runs is None else pd.concat([arm_runs, base_runs]), labels)
+    unit = _unit(pd.concat([arm_runs, base_runs]), labels)  # concat leaves out a None
     row["estimate"].update(unit=unit, failed=int((arm_runs["status"] == "failed").sum()))
     arm = _per_unit(arm_runs, claim, unit, labels)
     if claim.kind == "better":
         base = _per_unit(base_runs, claim, unit, labels)
-        paired = pd.concat([arm, base], axis=1, keys=["arm", "base"], join="inner").dropna()
+        # dropna: the units both arms have (a value on one side only is NaN on the other)
+        paired = pd.concat([arm, base], axis=1, keys=["arm", "base"]).dropna()
         row["n"] = len(paired)
         if row["n"] < 2:
             return row
@@ -179,16 +178,15 @@ def _better(row: dict[str, Any], claim: Claim, arm: np.ndarray, base: np.ndarray
 
 
 def _test_both_directions(row: dict[str, Any], differences: np.ndarray) -> None:
-    zeros = np.zeros_like(differences)
-    row["statistic"], row["p_value"] = stats.paired_wilcoxon(differences, zeros,
+    row["statistic"], row["p_value"] = stats.paired_wilcoxon(differences, 0.0,
                                                              alternative="greater")
-    row["p_opposite"] = stats.paired_wilcoxon(differences, zeros, alternative="less")[1]
+    row["p_opposite"] = stats.paired_wilcoxon(differences, 0.0, alternative="less")[1]
 
 
 def _summary(name: str, values: pd.Series, runs: pd.DataFrame) -> dict[str, Any]:
     """The arm's median over its units (diverged at the worst) with its order-statistic
     interval and coverage, and how many of its runs diverged."""
-    interval = stats.median_ci(values.to_numpy(dtype=float))
+    interval = stats.median_ci(values)
     return {f"{name}_median": _number(interval.median), f"{name}_ci_low": _number(interval.low),
             f"{name}_ci_high": _number(interval.high), f"{name}_coverage": interval.coverage,
             f"{name}_diverged": int((runs["status"] == "diverged").sum())}
@@ -199,4 +197,4 @@ def _number(value: float) -> float | str | None:
     value = float(value)
     if math.isnan(value):
         return None
-    return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    return value if math.isfinite(value) else str(value)  # str(+-inf): "inf" / "-inf"

@@ -190,7 +190,7 @@ def holm(p_values) -> list[float]:
     p = np.asarray(p_values, dtype=float)
     if p.size == 0:
         return []
-    order = np.argsort(p, kind="stable")
+    order = np.argsort(p)  # tied p-values get the same adjusted value in either order
     adjusted = np.empty_like(p)
     running = 0.0
     for rank, i in enumerate(order):
