@@ -146,6 +146,7 @@ def test_packed_records_match_train_run(case, training):
             assert 0 <= mine["time"] <= elapsed
             for column in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
                 assert mine[column] == pytest.approx(theirs[column], rel=1e-5, abs=1e-6)
+        assert set(record.artifacts) == set(alone.artifacts)
         if spec.run_config.data.dataset != "xor_cloud":
             continue
         # Decision boundaries over the cloud, probabilities rounded to 3 decimals.
@@ -168,10 +169,10 @@ def test_a_diverging_pack_stores_diverged_runs_like_train_run():
     for spec, record in zip(specs, records):
         alone = train_run(spec)
         assert record.status == alone.status
+        assert len(record.history) == len(alone.history)  # a run diverging stops only itself
         statuses.append(record.status)
         if alone.status == "diverged":
             assert record.metrics["diverged_at_step"] == alone.metrics["diverged_at_step"]
-            assert len(record.history) == len(alone.history)
             assert "val_accuracy" not in record.metrics  # no final evaluation of NaN weights
         else:
             assert record.metrics["val_accuracy"] == pytest.approx(
@@ -325,6 +326,7 @@ def test_when_a_pack_fails_each_run_trains_alone(monkeypatch):
     monkeypatch.setattr(packed, "train_run", lambda spec, data_dir=None: (spec.seed, data_dir))
     specs = _specs("adam-sigmoid-bce", steps=20)
     assert packed.train_pack(specs, "folder") == [(0, "folder"), (1, "folder")]
+    assert packed.train_pack(specs[1:], "folder") == [(1, "folder")]
 
 
 def test_diverged_cloud_runs_store_no_decision_boundary():
@@ -353,3 +355,12 @@ def test_keras_prelu_learns_a_slope_per_unit_per_run():
         assert [w.size for w in alone] == [w.size for w in packed_weights]
         for a, b in zip(alone, packed_weights):
             np.testing.assert_allclose(b.reshape(a.shape), a, rtol=1e-5, atol=1e-5)
+
+
+def test_runs_not_packed_are_work_units_of_their_own():
+    packable_runs = _specs("adam-sigmoid-bce")
+    minibatch = copy.deepcopy(BASE)
+    minibatch["training"]["batch_size"] = 2
+    alone = expand(minibatch).runs
+    assert packed.packs([alone[0], *packable_runs, alone[1]]) == [
+        packable_runs, [alone[0]], [alone[1]]]
