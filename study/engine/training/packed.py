@@ -121,7 +121,7 @@ class _Network:
                        for spec in specs]
             bias = registry.create("initializer", m.bias_initializer)(shape=(fan_out,),
                                                                        dtype=dtype)
-            self.layers.append(_StackedAffine(
+            self.layers.append(_stacked_affine(
                 np.stack([keras.ops.convert_to_numpy(k) for k in kernels]),
                 np.stack([keras.ops.convert_to_numpy(bias)] * len(specs)) if m.use_bias
                 else None, first=i == 0))
@@ -139,13 +139,15 @@ def _activation(name: str) -> keras.layers.Layer:
         return registry.create("activation", name)  # element-wise: any layout will do
     # PReLU learns a slope per unit, so per run: seen as one batch of shape (1, R, B, units),
     # slopes shared over the batch axis 2 have the shape (R, 1, units).
-    return _OneSample(registry.create("activation", name, shared_axes=[2]))
+    one_sample = _OneSample(name="one_sample")
+    one_sample.layer = registry.create("activation", name, shared_axes=[2])
+    return one_sample
 
 
+# The layers below are built by functions, not by their own __init__: Keras reads a layer
+# class's __init__ signature, which mutation testing's wrapper of __init__ hides.
 class _OneSample(keras.layers.Layer):
-    def __init__(self, layer):
-        super().__init__(name="one_sample")
-        self.layer = layer
+    """Its `layer` applied to the input as one sample."""
 
     def call(self, x):
         return self.layer(x[None])[0]
@@ -158,21 +160,24 @@ class _StackedAffine(keras.layers.Layer):
     matmul and reduction whatever R is: a run computes the same bits in a pack of any size.
     """
 
-    def __init__(self, kernels: np.ndarray, biases: np.ndarray | None, first: bool):
-        super().__init__(name="stacked_affine")
-        self.first = first
-        self.kernel = self.add_weight(shape=kernels.shape, name="kernel",
-                                      initializer=keras.initializers.Constant(kernels))
-        self.bias = (None if biases is None else
-                     self.add_weight(shape=biases.shape, name="bias",
-                                     initializer=keras.initializers.Constant(biases)))
-
     def call(self, x):
         if self.first:  # the data, shared by every run
             x = keras.ops.cast(x, self.kernel.dtype)
             x = keras.ops.broadcast_to(x, (self.kernel.shape[0], *x.shape))
         y = keras.ops.matmul(x, self.kernel)
         return y if self.bias is None else y + self.bias[:, None, :]
+
+
+def _stacked_affine(kernels: np.ndarray, biases: np.ndarray | None,
+                    first: bool) -> _StackedAffine:
+    layer = _StackedAffine(name="stacked_affine")
+    layer.first = first
+    layer.kernel = layer.add_weight(shape=kernels.shape, name="kernel",
+                                    initializer=keras.initializers.Constant(kernels))
+    layer.bias = (None if biases is None else
+                  layer.add_weight(shape=biases.shape, name="bias",
+                                   initializer=keras.initializers.Constant(biases)))
+    return layer
 
 
 def _per_run_loss_and_accuracy(loss: str, y, outputs):
