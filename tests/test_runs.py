@@ -33,7 +33,8 @@ def _no_traceback(result_or_stderr) -> None:
 # 1 -------------------------------------------------------------------------------------------
 
 def test_resume_after_kill_9_repeats_no_stored_run(tmp_path):
-    study = xor_study(tmp_path / "xor.toml", seeds=4)  # 2 optimizers x 4 seeds = 8 runs
+    # 2 optimizers x 4 seeds = 8 runs; 4000 steps so the kill lands mid-grid on a busy machine
+    study = xor_study(tmp_path / "xor.toml", seeds=4, steps=4000, log_every=2000)
     db = tmp_path / "results.db"
     keys = expected_keys(study)
     assert len(keys) == 8
@@ -69,8 +70,10 @@ def test_resume_after_kill_9_repeats_no_stored_run(tmp_path):
 # 2 -------------------------------------------------------------------------------------------
 
 def test_ctrl_c_mid_grid_exits_130_keeps_finished_runs(tmp_path):
-    # Batches of 2: not packed (a pack of runs is stored at once), so Ctrl-C lands mid-grid.
-    study = xor_study(tmp_path / "xor.toml", seeds=3, batch_size=2)  # 6 runs
+    # Batches of 2: not packed (a pack of runs is stored at once), so Ctrl-C lands mid-grid;
+    # 4000 steps a run (~1 s) so the rest of the grid outlasts a busy machine's delay to Ctrl-C.
+    study = xor_study(tmp_path / "xor.toml", seeds=3, batch_size=2, steps=4000,
+                      log_every=1000)  # 6 runs
     db = tmp_path / "results.db"
 
     started = Started(study, "--db", db, cwd=tmp_path, tag="interrupted")
@@ -488,7 +491,7 @@ def test_results_an_axis_named_like_a_metric_keeps_one_column_each(tmp_path):
 def test_kill_9_of_a_parallel_run_leaves_no_worker_processes_behind(tmp_path):
     """Promise 1 with --jobs 2: after `kill -9` of the driver, its worker processes must not
     live on (each holds a TensorFlow, ~750 MB) waiting forever for work that never comes."""
-    study = xor_study(tmp_path / "xor.toml", seeds=3)  # 6 runs
+    study = xor_study(tmp_path / "xor.toml", seeds=3, steps=4000, log_every=1000)  # 6 runs
     db = tmp_path / "results.db"
     started = Started(study, "--db", db, "--jobs", 2, cwd=tmp_path, tag="parallel")
     group = started.pid  # its own session: the driver and every process it starts

@@ -148,7 +148,7 @@ def _alive(pid: int) -> bool:
 
 def test_kill_9_of_one_worker_fails_its_run_only_and_the_grid_goes_on(tmp_path):
     # 8 MNIST runs of a few seconds each, none packed: one unit per run.
-    study = mnist_study(tmp_path / "mnist.toml", seeds=4, data={"n_train": 3000}, epochs=4)
+    study = mnist_study(tmp_path / "mnist.toml", seeds=4, data={"n_train": 3000}, epochs=12)
     db = tmp_path / "results.db"
     started = Started(study, "--db", db, "--data-dir", DATA_DIR, "--jobs", 2, cwd=tmp_path,
                       tag="killed")
@@ -192,7 +192,8 @@ def test_kill_9_of_one_worker_fails_its_run_only_and_the_grid_goes_on(tmp_path):
 
 
 def test_ctrl_c_with_jobs_2_exits_130_and_leaves_no_worker(tmp_path):
-    study = mnist_study(tmp_path / "mnist.toml", seeds=4, data={"n_train": 3000}, epochs=4)
+    # 20 epochs (~3 s a run): the grid outlasts a busy machine's delay to Ctrl-C.
+    study = mnist_study(tmp_path / "mnist.toml", seeds=4, data={"n_train": 3000}, epochs=20)
     started = Started(study, "--db", tmp_path / "r.db", "--data-dir", DATA_DIR, "--jobs", 2,
                       cwd=tmp_path, tag="interrupted")
     try:
