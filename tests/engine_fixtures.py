@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sqlite3
+import signal
 import subprocess
 import sys
 import time
@@ -166,15 +167,23 @@ def run_study(*args, cwd: Path, timeout: float = CLI_TIMEOUT_S,
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _sigint_at_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Started:
     """`study run ARGS` running in the background, its output in files (no pipe to fill up)."""
 
     def __init__(self, *args, cwd: Path, tag: str = "run"):
         self.stdout_path, self.stderr_path = cwd / f"{tag}.stdout", cwd / f"{tag}.stderr"
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
-            # Its own process group, as a shell job: Ctrl-C goes to the group.
+            # Its own process group, as a shell job: Ctrl-C goes to the group. SIGINT at its
+            # default, as in a terminal's foreground job: a test suite started in the
+            # background (`make test &`, nohup) passes SIGINT on ignored, and Python then
+            # keeps ignoring it.
             self.process = subprocess.Popen(study_command(*args), cwd=cwd, env=study_env(),
-                                            stdout=out, stderr=err, start_new_session=True)
+                                            stdout=out, stderr=err, start_new_session=True,
+                                            preexec_fn=_sigint_at_default)
 
     @property
     def pid(self) -> int:
