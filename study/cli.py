@@ -184,6 +184,24 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_tensorboard(args: argparse.Namespace) -> int:
+    from study.export import ExportError
+    from study.export.tensorboard import export
+
+    try:
+        written = export(args.db, args.dir, args.study)
+    except ExportError as error:
+        print(f"study: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for study in written:
+        statuses = ", ".join(f"{n} {status}" for status, n in sorted(study.statuses.items()))
+        print(f"study: {study.study}: {study.runs} runs ({statuses}), {study.scalars} scalars "
+              f"-> {study.folder}")
+    print(f"study: open with `tensorboard --logdir {args.dir}` (HParams: one study's folder "
+          f"at a time)")
+    return 0
+
+
 def _print_plan(plan) -> None:
     for study in plan.studies:
         stored = sum(1 for r in study.runs if r.key in plan.stored)
@@ -261,6 +279,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="folder for mnist.npz (default: $STUDY_DATA_DIR or ./data)")
     fetch.add_argument("--quiet", action="store_true")
     fetch.set_defaults(handler=_data_fetch)
+
+    export = commands.add_parser("export", help="stored runs for other tools: TensorBoard")
+    export_commands = export.add_subparsers(dest="export_command", required=True,
+                                            metavar="EXPORT_COMMAND")
+    tensorboard = export_commands.add_parser(
+        "tensorboard", help="every run as TensorBoard event files: history as scalars, "
+                            "settings and final metrics for the HParams dashboard",
+        description="Write DIR/<study>/<arm>/seed=<seed>-<key>/ per run: its history as "
+                    "scalars, its varied settings, seed and status as hparams, its final "
+                    "metrics as final/<name>; DIR/<study>/ holds the HParams experiment "
+                    "config. A DIR/<study> folder that is not empty is refused (exit 2), "
+                    "never overwritten: remove it to export again. Imports no TensorFlow.")
+    tensorboard.add_argument("dir", metavar="DIR", help="folder to write into (created)")
+    tensorboard.add_argument("--study", action="append", default=None, metavar="NAME",
+                             help="export this study only (repeatable; default every study)")
+    tensorboard.add_argument("--db", default=DEFAULT_DB)
+    tensorboard.set_defaults(handler=_export_tensorboard)
     return parser
 
 
