@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.plugins.hparams import summary_v2 as hp
 from tensorboard.summary.writer.record_writer import RecordWriter
 
@@ -85,9 +86,9 @@ def _write_study(study: str, runs: list[StoredRun], target: Path) -> Exported:
         hparams = study_hparams(runs)
         metrics = sorted({name for run in runs for name in final_metrics(run)})
         first = min((start_time(run) for run in runs), default=0.0)
-        config = hp.hparams_config_pb(domains(hparams), [hp.Metric(FINAL_PREFIX + m)
-                                                        for m in metrics],
-                                      time_created_secs=first)
+        config = ordered(hp.hparams_config_pb(
+            domains(hparams), [hp.Metric(FINAL_PREFIX + m) for m in metrics],
+            time_created_secs=first))
         write_events(partial, first, [event_pb2.Event(wall_time=first, step=0, summary=config)])
         scalars = 0
         for run, folder in zip(runs, run_folders(runs)):
@@ -208,8 +209,8 @@ def start_time(run: StoredRun) -> float:
 def run_events(run: StoredRun, hparams: dict[str, Any]) -> list[event_pb2.Event]:
     """The run's events: its hparams (step 0), its history rows, its final metrics."""
     start = start_time(run)
-    events = [event_pb2.Event(wall_time=start, step=0, summary=hp.hparams_pb(
-        hparams, trial_id=run.key, start_time_secs=start))]
+    events = [event_pb2.Event(wall_time=start, step=0, summary=ordered(hp.hparams_pb(
+        hparams, trial_id=run.key, start_time_secs=start)))]
     step, wall = 0, start
     for row in run.history:
         step = int(row["step"])
@@ -222,6 +223,16 @@ def run_events(run: StoredRun, hparams: dict[str, Any]) -> list[event_pb2.Event]
     if final:
         events.append(_scalars(wall, step, final))
     return events
+
+
+def ordered(summary: summary_pb2.Summary) -> summary_pb2.Summary:
+    """An HParams summary whose plugin data (bytes within the summary) lists its map of hparams
+    in sorted order: protobuf serialises maps in an arbitrary order, which varies from run to
+    run of Python, so the same database would not give the same bytes."""
+    for value in summary.value:
+        data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+        value.metadata.plugin_data.content = data.SerializeToString(deterministic=True)
+    return summary
 
 
 def _scalars(wall: float, step: int, values: dict[str, float]) -> event_pb2.Event:
@@ -238,4 +249,4 @@ def write_events(folder: Path, wall_time: float, events: list[event_pb2.Event]) 
         writer.write(event_pb2.Event(wall_time=wall_time,
                                      file_version="brain.Event:2").SerializeToString())
         for event in events:
-            writer.write(event.SerializeToString())
+            writer.write(event.SerializeToString(deterministic=True))
