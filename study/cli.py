@@ -294,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     tensorboard.add_argument("dir", metavar="DIR", help="folder to write into (created)")
     tensorboard.add_argument("--study", action="append", default=None, metavar="NAME",
                              help="export this study only (repeatable; default every study)")
-    tensorboard.add_argument("--db", default=DEFAULT_DB)
+    tensorboard.add_argument("--db", default=DEFAULT_DB,
+                             help=f"SQLite results file (default {DEFAULT_DB})")
     tensorboard.set_defaults(handler=_export_tensorboard)
     return parser
 

@@ -317,3 +317,27 @@ def test_domains_mixed_types_become_text_and_many_numbers_an_interval():
     assert by_name["status"].values == ["finished"]
     assert (by_name["seed"].min_value, by_name["seed"].max_value) == (0.0, 20.0)
     assert [type(by_name[n]).__name__ for n in ("arm", "model.hidden")] == ["Discrete"] * 2
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_an_export_stopped_midway_leaves_no_half_written_study(database, tmp_path, monkeypatch,
+                                                               error):
+    from study.export import ExportError
+    from study.export import tensorboard
+
+    calls = []
+
+    def failing(folder, wall_time, events):
+        calls.append(folder)
+        if len(calls) == 3:
+            raise error
+        write_events(folder, wall_time, events)
+
+    write_events = tensorboard.write_events
+    monkeypatch.setattr(tensorboard, "write_events", failing)
+    with pytest.raises(ExportError if isinstance(error, OSError) else KeyboardInterrupt) as info:
+        tensorboard.export(database, tmp_path / "out", ["xor-mixed"])
+    if isinstance(error, OSError):
+        assert str(info.value) == (f"{tmp_path / 'out' / 'xor-mixed'}: cannot write the export "
+                                   f"([Errno 28] No space left on device)")
+    assert list((tmp_path / "out").iterdir()) == []  # neither the study nor its hidden draft

@@ -96,9 +96,11 @@ def _write_study(study: str, runs: list[StoredRun], target: Path) -> Exported:
             scalars += sum(len(e.summary.value) for e in events[1:])
             write_events(partial / folder, start_time(run), events)
         os.replace(partial, target)  # onto a missing or empty folder
-    except OSError as error:
+    except BaseException as error:  # a full disk, Ctrl-C: no half-written study is left
         shutil.rmtree(partial, ignore_errors=True)
-        raise ExportError(f"{target}: cannot write the export ({error})") from None
+        if isinstance(error, OSError):
+            raise ExportError(f"{target}: cannot write the export ({error})") from None
+        raise
     statuses: dict[str, int] = {}
     for run in runs:
         statuses[run.status] = statuses.get(run.status, 0) + 1
