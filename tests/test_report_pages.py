@@ -139,9 +139,9 @@ def test_claims_csv_holds_each_claim_with_its_verdict_and_evidence(database, rep
 def test_markup_in_study_texts_is_escaped(reports):
     page = (reports / "markup.html").read_text()
     assert "<script>window" not in page and "<img src=x" not in page
-    assert ("&lt;script&gt;window.__pwned = 3&lt;/script&gt; beats &quot;sigmoid&quot; "
-            "&#x27; onclick=&#x27;window.__pwned = 7&#x27;") in page
-    assert "f&#x27; onmouseover=&#x27;window.__pwned = 6&#x27; z=&#x27;&lt;b&gt;" in page
+    assert ("&lt;script&gt;window.__pwned = 3&lt;/script&gt; beats &#34;sigmoid&#34; "
+            "&#39; onclick=&#39;window.__pwned = 7&#39;") in page
+    assert "f&#39; onmouseover=&#39;window.__pwned = 6&#39; z=&#39;&lt;b&gt;" in page
 
 
 def test_the_gradients_figure_is_drawn_from_the_stored_norms(reports):

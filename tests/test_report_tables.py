@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.report import methods, tables
+from study.report import methods, pages, tables
 
 
 def _runs():
@@ -80,7 +80,8 @@ def test_summary_by_two_settings_has_a_row_per_combination():
                         ("final", "adam", 1)]  # in order of first appearance
     assert len(rows) == 5 and pd.isna(rows[4][0]) and rows[4][1:] == ("adam", 1)
     assert summary["test_accuracy"].iloc[:4].tolist() == pytest.approx([0.91, 0.965, 0.975, 0.975])
-    page = tables.summary_html(summary, ["test_accuracy"], by=["round", "optimizer"])
+    page = pages.part("table", tables.summary_table(summary, ["test_accuracy"],
+                                                   by=["round", "optimizer"]))
     assert page.count("<th scope='row'>") == 2 * 5  # both settings name the row
     assert tables.grouping_text(["round", "optimizer"]) == "round × optimizer"
     assert tables.grouping_text("name") == "arm"
@@ -105,11 +106,12 @@ def test_display_marks_arms_without_a_finished_run():
     assert list(shown["coverage"]) == ["87.5%", "50.0%", "50.0%", "—"]
 
 
-def test_summary_html_highlights_the_best_and_escapes_names():
+def test_summary_table_highlights_the_best_and_escapes_names():
     runs = _runs()
     runs.loc[runs["name"] == "b", "name"] = "<script>alert(1)</script>"
     summary = tables.arm_summary(runs, ["val_accuracy"])
-    page = tables.summary_html(summary, ["val_accuracy"], caption="a <b> caption")
+    page = pages.part("table", tables.summary_table(summary, ["val_accuracy"],
+                                                   caption="a <b> caption"))
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "a &lt;b&gt; caption" in page
@@ -154,7 +156,7 @@ def test_claims_table_reads_the_stored_rows_and_bolds_the_deciding_p():
         "unit: one repeat of the whole search (the median of its seeds), n = 7 repeats")
     assert table.loc[2, "estimate"] == "0/20 reach the threshold: rate 0.00 [0.00, 0.16]"
     assert table.loc[1, "p (Holm), opposite"] == 0.046875
-    page = tables.claims_html(table)
+    page = pages.part("table", tables.claims_view(table))
     assert "Adam &lt;beats&gt; SGD" in page and "<beats>" not in page
     assert "<td><strong>0.0234</strong></td><td>1</td>" in page  # supported: as claimed
     assert "<td>1</td><td><strong>0.0469</strong></td>" in page  # contradicted: opposite
@@ -172,7 +174,8 @@ def test_claims_of_a_database_from_before_both_directions_still_show():
     assert math.isnan(table.loc[0, "p (Holm), opposite"])
     assert table.loc[0, "estimate"] == ("arm median 0.97 [0.96, 0.98]; baseline median 0.9 "
                                         "[0.89, 0.91], 1 diverged")
-    assert "<td><strong>0.0234</strong></td><td>—</td>" in tables.claims_html(table)
+    assert "<td><strong>0.0234</strong></td><td>—</td>" in pages.part(
+        "table", tables.claims_view(table))
 
 
 def test_the_page_says_how_small_p_holm_can_get():

@@ -4,7 +4,8 @@
     build("results/study.db", "reports")   # reports/index.html, reports/<study>.html, ...
 
 Data flows one way: store -> `data.load` (DataFrames) -> `tables` / `figures` / `book` (the
-book vs the study, from the stored verdicts) -> `pages`.
+book vs the study, from the stored verdicts) -> `views` (what each page shows, as plain
+values) -> `pages` (the templates in templates/, rendered by Jinja2 with autoescaping on).
 The output depends on the database alone (no clock, no random state): the same database
 gives the same files, byte for byte.
 """
@@ -18,7 +19,7 @@ import pandas as pd
 
 from study.engine.studies.study_schema import Figure
 from study.report import data as report_data
-from study.report import book, figures, methods, pages, tables
+from study.report import book, figures, methods, pages, tables, views
 
 
 def build(db: str | Path, out: str | Path) -> list[Path]:
@@ -48,7 +49,7 @@ def default_figures(study: report_data.StudyResults) -> list[Figure]:
     return shown
 
 
-def _study_page(study: report_data.StudyResults, out: Path) -> tuple[Path, str]:
+def _study_page(study: report_data.StudyResults, out: Path) -> tuple[Path, views.Card]:
     folder = out / study.name
     folder.mkdir(exist_ok=True)
     for stale in folder.glob("figure-*.svg"):  # a figure the study no longer draws
@@ -63,7 +64,7 @@ def _study_page(study: report_data.StudyResults, out: Path) -> tuple[Path, str]:
     claims.to_csv(folder / "claims.csv", index=False)
 
     palette = figures.Palette(study)
-    drawn_html, headline = [], ""
+    shown, headline = [], None
     for i, spec in enumerate(study.study.report.figures or default_figures(study), start=1):
         drawn = figures.FIGURES[spec.kind](study, spec, palette)
         if drawn is None:
@@ -71,50 +72,31 @@ def _study_page(study: report_data.StudyResults, out: Path) -> tuple[Path, str]:
         svg = figures.svg(drawn.figure)
         export = f"{study.name}/figure-{i}-{spec.kind}.svg"
         (out / export).write_bytes(svg)
-        drawn_html.append(pages.figure_html(svg, drawn.title, drawn.alt, export))
-        if not headline:
-            headline = pages.image(svg, drawn.alt, "headline")
+        shown.append(views.Figure(views.Image(pages.data_uri(svg), drawn.alt), drawn.title,
+                                  export))
+        if headline is None:
+            headline = views.Image(pages.data_uri(svg), drawn.alt, "headline")
 
     s = study.study
     counts = study.runs["status"].value_counts()
-    body = f"""<nav>{pages.links([("← all studies", "index.html")])}</nav>
-<h1>{pages.escape(s.name)}</h1>
-<p class='question'>{pages.escape(s.question)}</p>
-<p>{pages.escape(s.background)}</p>
-<p>{pages.escape(s.about)}</p>
-<h2>Setup</h2>
-{_setup(study)}
-<details><summary>The study file as it ran (resolved from the database)</summary>
-<pre>{pages.escape(pages.definition_text(s.definition))}</pre></details>
-{book.section(s, study.claims)}<h2>Claims</h2>
-<p class='meta'>{pages.escape(methods.CLAIMS)} Intervals of medians: as under Results.</p>
-{_meta(methods.power_text(study.claims))}
-{tables.claims_html(claims) if len(claims) else "<p>This study states no claims.</p>"}
-<h2>Results</h2>
-<p class='meta'>{_counts_text(counts)}. Per arm, the median of each metric over the runs
-that finished or diverged (a diverged run counts as the metric's worst value, so an arm that
-diverged more often than not shows "diverged"; failed runs are left out), with its interval;
-the best median of each column is highlighted. {pages.escape(methods.INTERVALS)} The coverage
-column gives each row's; a metric whose direction is unknown leaves diverged runs out.</p>
-{tables.summary_html(summary, metrics, by=group_by,
-                     caption=f"{s.name}: final metrics per {tables.grouping_text(group_by)}")}
-<p>{pages.links([("summary.csv", f"{s.name}/summary.csv"), ("runs.csv", f"{s.name}/runs.csv"),
-                 ("claims.csv", f"{s.name}/claims.csv")])}</p>
-<h2>Figures</h2>
-{"".join(drawn_html) or "<p>No figure: the study stored nothing to draw.</p>"}
-"""
+    page = views.StudyPage(
+        name=s.name, question=s.question, background=s.background, about=s.about,
+        setup=_setup(study), definition=pages.definition_text(s.definition),
+        book=book.section(s, study.claims), claims_method=methods.CLAIMS,
+        power=methods.power_text(study.claims),
+        claims=tables.claims_view(claims) if len(claims) else None,
+        counts=_counts_text(counts), intervals=methods.INTERVALS,
+        summary=tables.summary_table(
+            summary, metrics, by=group_by,
+            caption=f"{s.name}: final metrics per {tables.grouping_text(group_by)}"),
+        exports=[views.Link(f"{kind}.csv", f"{s.name}/{kind}.csv")
+                 for kind in ("summary", "runs", "claims")],
+        figures=shown)
     path = out / f"{s.name}.html"
-    path.write_text(pages.page(f"{s.name} — study report", body), encoding="utf-8")
-    verdicts = "".join(f"<li><span class='verdict'>{pages.escape(c['verdict'])}</span>: "
-                       f"{pages.escape(c['claim'])}</li>" for _, c in claims.iterrows())
-    card = f"""<div class='card'>
-<h2><a href='{pages.escape(s.name)}.html'>{pages.escape(s.name)}</a></h2>
-<p class='question'>{pages.escape(s.question)}</p>
-{headline}
-<ul>{verdicts}</ul>
-<p class='meta'>{_counts_text(counts)}; compute time {study.runs['wall_time'].sum() / 60:.1f} min
-{'(quick form)' if s.quick else ''}</p>
-</div>"""
+    path.write_text(pages.study_page(page), encoding="utf-8")
+    card = views.Card(s.name, s.question, headline,
+                      [views.Verdict(c["verdict"], c["claim"]) for _, c in claims.iterrows()],
+                      _counts_text(counts), f"{study.runs['wall_time'].sum() / 60:.1f}", s.quick)
     return path, card
 
 
@@ -128,13 +110,8 @@ def _setup(study: report_data.StudyResults) -> str:
                       f"{', …' if len(s.seeds) > 10 else ''})"),
             ("varied", ", ".join(study.axes) or "nothing"),
             ("arms", str(len(study.names))), ("runs", str(len(study.runs)))]
-    return ("<table class='setup'><tbody>" + "".join(
-        f"<tr><th scope='row'>{pages.escape(k)}</th><td>{pages.escape(v)}</td></tr>"
-        for k, v in rows) + "</tbody></table>")
-
-
-def _meta(text: str) -> str:
-    return f"<p class='meta'>{pages.escape(text)}</p>" if text else ""
+    return views.Table("setup", [views.Row([views.Cell(k, header=True), views.Cell(v)])
+                                 for k, v in rows])
 
 
 def _compact(section: dict) -> str:
@@ -147,7 +124,7 @@ def _counts_text(counts: pd.Series) -> str:
             f"{int(counts.get('diverged', 0))} diverged, {int(counts.get('failed', 0))} failed")
 
 
-def _index(studies: list[report_data.StudyResults], cards: list[str], db) -> str:
+def _index(studies: list[report_data.StudyResults], cards: list[views.Card], db) -> str:
     runs = pd.concat([s.runs for s in studies]) if studies else pd.DataFrame()
     versions = {}
     for column in ("version_study", "version_keras", "version_backend",
@@ -156,13 +133,8 @@ def _index(studies: list[report_data.StudyResults], cards: list[str], db) -> str
         versions[column.removeprefix("version_")] = ", ".join(values) or "not recorded"
     dates = runs["finished_at"] if len(runs) else pd.Series(dtype=str)
     period = (f"{dates.min()[:10]} to {dates.max()[:10]}" if len(dates) else "no runs")
-    meta = "; ".join(f"{k} {v}" for k, v in versions.items())
-    body = f"""<h1>What the training techniques do: the studies</h1>
-<p>Each study trains every combination of its settings over several seeds and tests claims of
-the lecture notes against the results. Results from {pages.escape(period)}
-({len(runs)} runs, {runs['wall_time'].sum() / 60 if len(runs) else 0:.0f} min of compute).</p>
-<p class='meta'>Versions: {pages.escape(meta)}. Report made by Python
-{pages.escape(platform.python_version())} from {pages.escape(Path(db).name)}.</p>
-{"".join(cards) or "<p>The database holds no study yet: run <code>study run</code> first.</p>"}
-"""
-    return pages.page("study — reports", body)
+    return pages.index_page(views.IndexPage(
+        period=period, runs=len(runs),
+        minutes=f"{runs['wall_time'].sum() / 60 if len(runs) else 0:.0f}",
+        versions="; ".join(f"{k} {v}" for k, v in versions.items()),
+        python=platform.python_version(), db=Path(db).name, cards=cards))

@@ -12,7 +12,8 @@ whose arms explain a difference. A finding reads
   difference is unexplained, and when none is named, that no claim explains it.
 
 A claim without a stored verdict (the quick form leaves out claims whose arms it does not run)
-is said to be not evaluated; a finding without a claim, not tested.
+is said to be not evaluated; a finding without a claim, not tested. This module judges; the
+sentences are worded in templates/book.html.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pandas as pd
 
 from study.engine.studies.expansion import Study
 from study.engine.studies.study_schema import Book, BookFinding
-from study.report import pages, tables
+from study.report import tables, views
 
 SUPPORTED = "supported"
 
@@ -35,101 +36,65 @@ def book_of(study: Study) -> Book | None:
     return None if raw is None else Book.model_validate(raw)
 
 
-def section(study: Study, claims: pd.DataFrame) -> str:
-    """The page's "The book vs this study" section (empty when the study mirrors no book
+def section(study: Study, claims: pd.DataFrame) -> views.BookSection | None:
+    """The page's "The book vs this study" section (None when the study mirrors no book
     experiment): what the book ran and reports, the settings table, the findings."""
     book = book_of(study)
     if book is None:
-        return ""
+        return None
     verdicts = {row["claim_id"]: row for _, row in claims.iterrows()}
-    findings = "".join(finding_html(f, verdicts) for f in book.findings)
-    return f"""<h2>The book vs this study</h2>
-<p class='meta'>The book's experiment: {pages.escape(book.experiment)}.</p>
-<p>The book reports: {pages.escape(book.reports)}</p>
-{settings_html(book) if book.settings else ""}
-<h3>The book's findings, judged by this study's claims</h3>
-{f"<ul class='findings'>{findings}</ul>" if findings else
- "<p>The study file lists no finding of the book yet.</p>"}
-"""
+    return views.BookSection(book.experiment, book.reports,
+                             settings_table(book) if book.settings else None,
+                             [judgement(f, verdicts) for f in book.findings])
 
 
-def settings_html(book: Book) -> str:
+def settings_table(book: Book) -> views.Table:
     """Every setting of the book's experiment beside this study's; rows that differ carry the
     class `differs` (highlighted) and say so in their last cell, equal rows carry no class."""
     notes = any(row.note for row in book.settings)  # the column only when a row has one
     rows = []
     for row in book.settings:
-        css, mark = ("", "same") if row.same else (" class='differs'", "differs")
-        note = f"<td>{pages.escape(row.note)}</td>" if notes else ""
-        rows.append(f"<tr{css}><th scope='row'>{pages.escape(row.setting)}</th>"
-                    f"<td>{pages.escape(row.book)}</td><td>{pages.escape(row.here)}</td>"
-                    f"<td>{mark}</td>{note}</tr>")
+        css, mark = ("", "same") if row.same else ("differs", "differs")
+        cells = [views.Cell(row.setting, header=True), views.Cell(row.book),
+                 views.Cell(row.here), views.Cell(mark)]
+        rows.append(views.Row(cells + ([views.Cell(row.note)] if notes else []), css))
     differ = sum(not row.same for row in book.settings)
     caption = (f"Every setting of the book's experiment and this study's: {differ} of "
                f"{len(book.settings)} differ (highlighted)")
-    head = "".join(f"<th scope='col'>{name}</th>" for name in
-                   ["setting", "the book", "this study", "", *(["note"] if notes else [])])
-    return (f"<table class='book'><caption>{pages.escape(caption)}</caption><thead><tr>{head}"
-            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    head = ["setting", "the book", "this study", "", *(["note"] if notes else [])]
+    return views.Table("book", rows, head=head, caption=caption)
 
 
-def finding_html(finding: BookFinding, verdicts: dict[str, pd.Series]) -> str:
-    """One finding as a list item: what the book found, then the sentence its verdicts give."""
-    css, sentence = judgement(finding, verdicts)
-    return (f"<li class='finding {css}'><p class='book-finding'>The book: "
-            f"{pages.escape(finding.text)}</p><p>{sentence}</p></li>")
-
-
-def judgement(finding: BookFinding, verdicts: dict[str, pd.Series]) -> tuple[str, str]:
-    """(css class, HTML sentence) of a finding from the stored verdicts of its claims."""
+def judgement(finding: BookFinding, verdicts: dict[str, pd.Series]) -> views.Finding:
+    """A finding as the stored verdicts of its claims judge it (the template words it)."""
     if finding.claim is None:
-        return "not-tested", "<strong>Not tested</strong>: no claim of this study tests it yet."
+        return views.Finding(finding.text, "not-tested", "not-tested")
     claim = verdicts.get(finding.claim)
     if claim is None:
-        return "not-evaluated", _not_evaluated(finding.claim)
+        return views.Finding(finding.text, "not-evaluated", "not-evaluated",
+                             claim_id=finding.claim)
+    said = dict(claim_id=finding.claim, clause=clause(claim), verdict=claim["verdict"],
+                evidence=evidence(claim))
     if claim["verdict"] == SUPPORTED:
-        return "reproduced", (f"<strong>Reproduced</strong>: {_clause(claim)} "
-                              f"({_evidence(claim, with_verdict=True)}).")
-    head = (f"<strong>Not reproduced</strong> ({pages.escape(claim['verdict'])}): "
-            f"{_clause(claim)} ({_evidence(claim, with_verdict=False)}).")
+        return views.Finding(finding.text, "reproduced", "reproduced", **said)
     explaining = [(claim_id, verdicts.get(claim_id)) for claim_id in finding.explained_by]
-    if not explaining:
-        return "not-reproduced unexplained", (
-            f"{head} <span class='unexplained'>No claim of this study is named to explain "
-            f"it.</span>")
-    because = "Explained by " + "; explained by ".join(
-        _explaining(claim_id, row) for claim_id, row in explaining)
-    if any(row is not None and row["verdict"] == SUPPORTED for _, row in explaining):
-        return "not-reproduced explained", f"{head} {because}."
-    return "not-reproduced unexplained", (
-        f"{head} {because}. <span class='unexplained'>The difference is unexplained: no "
-        f"explaining claim is supported either.</span>")
+    explained = any(row is not None and row["verdict"] == SUPPORTED for _, row in explaining)
+    return views.Finding(
+        finding.text, "not-reproduced",
+        "not-reproduced explained" if explained else "not-reproduced unexplained", **said,
+        explanations=[views.Explanation(claim_id) if row is None else views.Explanation(
+            claim_id, clause(row), row["verdict"], evidence(row)) for claim_id, row in explaining],
+        explained=explained)
 
 
-def _explaining(claim_id: str, row: pd.Series | None) -> str:
-    if row is None:
-        return f"{pages.escape(claim_id)}: not evaluated (no stored verdict)"
-    return (f"{_clause(row)}: <span class='verdict {pages.escape(row['verdict'])}'>"
-            f"{pages.escape(row['verdict'])}</span> ({_evidence(row, with_verdict=False)})")
-
-
-def _clause(claim: pd.Series) -> str:
+def clause(claim: pd.Series) -> str:
     """A claim's text inside a sentence: its own full stop left off (the sentence goes on)."""
-    return pages.escape(claim["text"].strip().removesuffix("."))
+    return claim["text"].strip().removesuffix(".")
 
 
-def _not_evaluated(claim_id: str) -> str:
-    return (f"<strong>Not evaluated</strong>: the database holds no verdict of claim "
-            f"{pages.escape(claim_id)} (a quick run leaves out the claims whose arms it does "
-            f"not run).")
-
-
-def _evidence(claim: pd.Series, with_verdict: bool) -> str:
-    """"supported, p_holm = 0.0078", or for a rate claim (no p-value) its estimate."""
+def evidence(claim: pd.Series) -> str:
+    """"p_holm = 0.0078", or for a rate claim (no p-value) its estimate."""
     p = claim["p_adjusted"]
     if p is not None and math.isfinite(float(p)):
-        evidence = f"p_holm = {float(p):.3g}"
-    else:
-        evidence = tables.estimate_text(json.loads(claim["estimate"]), claim["n"])
-    text = f"{claim['verdict']}, {evidence}" if with_verdict else evidence
-    return pages.escape(text)
+        return f"p_holm = {float(p):.3g}"
+    return tables.estimate_text(json.loads(claim["estimate"]), claim["n"])

@@ -1,5 +1,6 @@
 """What a study page says about its statistics: how claims are tested, what the intervals
-cover, and how small a p-value the study's seed count allows (plain text; `pages` escapes)."""
+cover, and how small a p-value the study's seed count allows (plain text; the templates escape
+it)."""
 
 from __future__ import annotations
 

@@ -9,13 +9,12 @@
   there a diverged run is left out too. The interval never leaves the values' range, so an
   accuracy's never leaves [0, 1] (a Student-t mean interval did: [0.65, 1.15] for 0.8, 0.9, 1).
 - `best_arms`: which rows hold the best median of a metric (ties all count).
-- `summary_html`: the summary as an HTML table, best cells marked, text escaped.
-- `claims_table`: the stored verdicts, one row per claim.
+- `summary_table`: the summary as the page's table, best cells marked.
+- `claims_table`: the stored verdicts, one row per claim; `claims_view`, as the page's table.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from study.engine.results import stats
+from study.report import views
 
 COUNT_COLUMNS = ["runs", "finished", "diverged", "failed"]
 COVERAGE = "coverage"  # of a row's intervals, for its finished and diverged runs
@@ -134,30 +134,27 @@ def summary_display(summary: pd.DataFrame, metrics: list[str],
     return shown
 
 
-def summary_html(summary: pd.DataFrame, metrics: list[str], by: str | list[str] = "name",
-                 caption: str = "") -> str:
-    """An HTML table of `summary_display`, the best cell of each metric in <strong>, every
-    text escaped (a name or value can never become markup)."""
+def summary_table(summary: pd.DataFrame, metrics: list[str], by: str | list[str] = "name",
+                  caption: str = "") -> views.Table:
+    """The table of `summary_display`: the row's name in header cells, the best cell of each
+    metric strong, an arm without a finished run marked "diverged" / "failed"."""
     shown = summary_display(summary, metrics, by)
     best = {m: best_arms(summary, m) for m in metrics}
-    head = "".join(f"<th scope='col'>{html.escape(str(c))}</th>" for c in shown.columns)
-    body = []
+    rows = []
     for i, row in shown.iterrows():
         cells = []
         for column in shown.columns:
-            text = html.escape(str(row[column]))
+            text = str(row[column])
             if column in grouping(by):
-                cells.append(f"<th scope='row'>{text}</th>")
+                cells.append(views.Cell(text, header=True))
             elif column in best and best[column].loc[i]:
-                cells.append(f"<td class='best'><strong>{text}</strong></td>")
+                cells.append(views.Cell(text, css="best", strong=True))
             elif text.startswith(("diverged", "failed")) and column in metrics:
-                cells.append(f"<td class='{text}'>{text}</td>")
+                cells.append(views.Cell(text, css=text))
             else:
-                cells.append(f"<td>{text}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    caption_html = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return (f"<table class='results'>{caption_html}<thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+                cells.append(views.Cell(text))
+        rows.append(views.Row(cells))
+    return views.Table("results", rows, head=[str(c) for c in shown.columns], caption=caption)
 
 
 CLAIM_COLUMNS = ["claim", "kind", "metric", "n", "statistic", "p", "p (Holm)",
@@ -181,11 +178,11 @@ def claims_table(claims: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
-def claims_html(table: pd.DataFrame) -> str:
-    """The claims table; the p-value that decided a verdict in <strong> (the claim's
-    direction for "supported", the opposite one for "contradicted")."""
-    head = "".join(f"<th scope='col'>{html.escape(c)}</th>" for c in table.columns)
-    body = []
+def claims_view(table: pd.DataFrame) -> views.Table:
+    """The claims table as the page shows it: numbers to 3 digits, the verdict cell classed by
+    its verdict, the p-value that decided a verdict strong (the claim's direction for
+    "supported", the opposite one for "contradicted")."""
+    rows = []
     for _, row in table.iterrows():
         deciding = {"supported": "p (Holm)", "contradicted": "p (Holm), opposite"}.get(
             row["verdict"])
@@ -196,14 +193,10 @@ def claims_html(table: pd.DataFrame) -> str:
                 text = "—" if value is None or not np.isfinite(float(value)) else f"{value:.3g}"
             else:
                 text = str(value)
-            css = f" class='verdict {html.escape(text)}'" if column == "verdict" else ""
-            shown = html.escape(text)
-            if column == deciding:
-                shown = f"<strong>{shown}</strong>"
-            cells.append(f"<td{css}>{shown}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f"<table class='claims'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+            cells.append(views.Cell(text, css=f"verdict {text}" if column == "verdict" else "",
+                                    strong=column == deciding))
+        rows.append(views.Row(cells))
+    return views.Table("claims", rows, head=list(table.columns))
 
 
 def estimate_text(estimate: dict, n: int) -> str:
