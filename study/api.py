@@ -138,7 +138,7 @@ class Results:
         from study.report import figures
 
         spec = _figure_spec(kind, options)
-        (loaded,) = report_data.load(self.db, study=self.study)
+        (loaded,) = report_data.load(self.db, only=self.study)
         _check_columns(spec, loaded)
         drawn = figures.FIGURES[spec.kind](loaded, spec, figures.Palette(loaded))
         if drawn is None:

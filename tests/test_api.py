@@ -199,9 +199,10 @@ def test_import_study_stays_light_until_a_study_runs():
 
 
 def test_the_readmes_python_api_example_runs_as_written(tmp_path):
-    from tests.test_cli_and_docs import _readme_block
-
-    code = _readme_block("## Use it from Python or a notebook")
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Use it from Python or a notebook"):]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start:section.index("```", start)]
     env = {**study_env(), "PYTHONPATH": str(ROOT)}  # `examples.lion` on the Python path
     ran = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, text=True,
                          capture_output=True, timeout=300)
@@ -211,3 +212,16 @@ def test_the_readmes_python_api_example_runs_as_written(tmp_path):
     assert "examples.lion:Lion" in ran.stdout
     assert (tmp_path / "loss.svg").is_file()
     assert (tmp_path / "reports" / "mine" / "xor-mine.html").is_file()
+
+
+def test_a_database_of_several_studies_gives_each_its_own_frames_figures_and_page(tmp_path):
+    db = tmp_path / "two.db"
+    first = study.run(xor(name="a-first"), db=db, quick=True, progress=False)
+    second = study.run(xor(name="z-second", seeds=[5]), db=db, progress=False)
+    assert set(first.runs["study"]) == {"a-first"} and set(second.runs["seed"]) == {5}
+    assert set(second.history["study"]) == {"z-second"}
+    figure = second.figure("final", metric="val_accuracy")  # the second study's own data
+    assert len(figure.axes[0].get_xticklabels()) == 4  # its four arms
+    study.report(db, tmp_path / "reports")
+    assert {p.stem for p in (tmp_path / "reports").glob("*.html")} == {"index", "a-first",
+                                                                        "z-second"}

@@ -41,11 +41,11 @@ class StudyResults:
         return frame.merge(self.runs[columns], left_on="run_key", right_on="key", how="inner")
 
 
-def load(db: str | Path, study: str | None = None) -> list[StudyResults]:
-    """Every study the database holds, in name order (or only the one named `study`)."""
+def load(db: str | Path, only: str | None = None) -> list[StudyResults]:
+    """Every study the database holds, in name order (or only the one named `only`)."""
     out = []
     for _, row in results.studies(db).iterrows():
-        if study is not None and row["name"] != study:
+        if only is not None and row["name"] != only:
             continue
         study = expand(row["definition"], source=row["source"], quick=row["quick"], light=True)
         order = {key: i for i, key in enumerate(row["run_keys"])}
