@@ -5,6 +5,12 @@ are imported, so `.keras` files that use them load with `keras.saving.load_model
 `custom_objects`. `import study` does not import Keras itself (the light commands, `study
 report` and `study data`, and `import study.results` never pay TensorFlow's start-up): it
 registers the components as soon as Keras is imported, or at once if Keras already is.
+
+    import study
+    result = study.run("experiments/xor.toml", quick=True)   # or a dict: a study in a cell
+    result.runs, result.history, result.claims               # pandas DataFrames
+    result.figure("curves", metric="loss")                   # a matplotlib Figure
+    study.report("results/study.db", "reports")              # the HTML pages
 """
 
 import importlib
@@ -24,10 +30,19 @@ COMPONENT_MODULES = ("activations", "constraints", "initializers", "layers", "op
                      "regularizers")
 
 
+# The Python API (study/api.py): `study.run(...)`, `study.report(db, out)` (the report package,
+# callable), `study.StudyError`; each imported when first used, the engine only when called.
+API = {"run": ("study.api", "run"), "Results": ("study.api", "Results"),
+       "StudyError": ("study.errors", "StudyError")}
+
+
 def __getattr__(name):
     # `import study; study.layers.Affine(...)` keeps working without importing every module up front.
-    if name in COMPONENT_MODULES:
+    if name in COMPONENT_MODULES or name == "report":
         return importlib.import_module(f"study.{name}")
+    if name in API:
+        module, attribute = API[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'study' has no attribute {name!r}")
 
 

@@ -63,72 +63,30 @@ DEFAULT_DB = "results/study.db"
 
 
 def _run(args: argparse.Namespace) -> int:
-    from study import data
-    from study.engine.execution import runner
-    from study.engine.execution.executors import ProcessExecutor, SerialExecutor
-    from study.engine.results.store import Store
+    from study.engine.execution.session import run_studies
 
-    if args.jobs is not None and args.jobs < 1:
-        print(f"study: --jobs must be at least 1; got {args.jobs}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if args.executor != "ray" and (args.address or args.resources):
-        print("study: --address and --resources go with --executor ray", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    executor = None
-    if args.executor == "ray":
-        from study.engine.execution.ray_executor import (RayConnectionError, RayExecutor,
-                                                         RayUnavailable, parse_resources)
+    def started(outcome) -> None:
+        print(f"study: {len(outcome.plan.pending)} runs to do, {outcome.plan.skipped} already "
+              f"stored (skipped), {outcome.where}, results in {args.db}", file=sys.stderr)
 
-        try:
-            executor = RayExecutor(args.jobs, args.address, parse_resources(args.resources),
-                                   args.data_dir)
-        except (RayUnavailable, ValueError) as error:
-            print(f"study: {error}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-    jobs = args.jobs or 1
-    with Store(args.db) as store:
-        plan = runner.plan(args.files, store, quick=args.quick, rerun=args.rerun)
-        if args.dry_run:
-            _print_plan(plan)
-            return 0
-        if args.executor == "ray" and plan.pending:
-            try:  # before any run is dispatched: a cluster that is not there is bad input
-                executor.connect()
-            except RayConnectionError as error:
-                print(f"study: {error}", file=sys.stderr)
-                return EXIT_BAD_INPUT
-        if any(spec.config["data"]["dataset"] == "mnist" for spec in plan.pending):
-            data.mnist(data_dir=args.data_dir)  # provision once here, not in every worker
-        if executor is None:
-            executor = (SerialExecutor(args.data_dir) if jobs == 1
-                        else ProcessExecutor(jobs, args.data_dir))
-        where = (f"Ray at {args.address}" if args.address else
-                 f"a local Ray of {executor.jobs} CPUs" if args.executor == "ray"
-                 else f"{jobs} job(s)")
-        print(f"study: {len(plan.pending)} runs to do, {plan.skipped} already stored "
-              f"(skipped), {where}, results in {args.db}", file=sys.stderr)
-        progress = runner.Progress(plan.pending, executor.jobs,
-                                   stored=store.wall_times(s.name for s in plan.studies))
-        summary = runner.execute(plan, store, executor, progress)
-        if not summary.interrupted:
-            _evaluate_claims(plan.studies, store)
+    outcome = run_studies(args.files, db=args.db, jobs=args.jobs, quick=args.quick,
+                          rerun=args.rerun, dry_run=args.dry_run, executor=args.executor,
+                          address=args.address, resources=args.resources,
+                          data_dir=args.data_dir, on_start=started)
+    if args.dry_run:
+        _print_plan(outcome.plan)
+        return 0
+    _print_verdicts(outcome.verdicts)
+    summary = outcome.summary
     print(f"study: {summary.line()}")
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return 1 if summary.counts["failed"] else 0
 
 
-def _evaluate_claims(studies, store) -> None:
-    """Store each study as it ran (for `study report`) and its claims' verdicts."""
-    from study.engine.results.claims import evaluate_and_store
-
-    for study in studies:
-        store.write_study(study.name, study.source, study.quick, study.definition,
-                          [spec.key for spec in study.runs])
-        if not study.claims:
-            continue
-        rows = evaluate_and_store(study, store)
-        print(f"claims of {study.name}:")
+def _print_verdicts(verdicts: dict[str, list[dict]]) -> None:
+    for name, rows in verdicts.items():
+        print(f"claims of {name}:")
         for row in rows:
             p = row["p_adjusted"]
             stat = f"p_holm={p:.3g}" if p is not None else _rate_text(row["estimate"])
@@ -143,23 +101,19 @@ def _rate_text(estimate) -> str:
 
 def _claims(args: argparse.Namespace) -> int:
     from study.engine.execution import runner
+    from study.engine.execution.session import evaluate_claims
     from study.engine.results.store import Store
 
     with Store(args.db) as store:
         plan = runner.plan(args.files, store, quick=args.quick)
-        _evaluate_claims(plan.studies, store)
+        _print_verdicts(evaluate_claims(plan.studies, store))
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from study.report import write
 
-    from study.report import build
-    from study.engine.results.store import StoreError
-
-    if not Path(args.db).is_file():
-        raise StoreError(f"{args.db}: no such results database (run `study run` first)")
-    pages = build(args.db, args.out)
+    pages = write(args.db, args.out)
     print(f"study: wrote {len(pages)} pages to {args.out}/ (open {pages[0]})")
     return 0
 
@@ -304,10 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     from study.data import DataError
     from study.engine.results.store import StoreError
     from study.engine.studies.errors import ConfigError
+    from study.errors import StudyError
 
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except StudyError as error:
+        print(error.printed, file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (ConfigError, DataError, StoreError) as error:
         print(f"study: {error}" if not isinstance(error, ConfigError) else str(error),
               file=sys.stderr)

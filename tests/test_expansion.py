@@ -410,3 +410,38 @@ def test_a_model_too_big_for_the_machine_is_refused_but_not_when_re_read(monkeyp
     assert len(expand(_raw(), light=True).runs) == 2
     monkeypatch.setenv("STUDY_MEMORY_BYTES", "136")
     assert len(expand(_raw()).runs) == 2
+
+
+def test_a_study_as_a_dict_is_validated_as_a_file_and_named_dict():
+    raw = _raw(grid={"hidden": ([2], (4, 2))})  # tuples read as TOML's lists
+    study = load_study(raw)
+    assert study.source == "<dict>" and len(study.runs) == 4
+    assert [s.config["model"]["hidden"] for s in study.runs[::2]] == [[2], [4, 2]]
+    assert {s.key for s in study.runs} == {s.key for s in expand(
+        _raw(grid={"hidden": [[2], [4, 2]]})).runs}  # the same runs as the file's tables
+    raw["data"]["dataset"] = "mnist"
+    assert study.definition["data"]["dataset"] == "xor"  # a copy: later edits change nothing
+    quick = load_study(_raw(quick={"seeds": 1}), quick=True)
+    assert quick.quick and {s.seed for s in quick.runs} == {0}
+
+
+def test_a_dict_value_toml_cannot_hold_is_refused_at_its_key_path():
+    class Thing:
+        def __repr__(self):
+            return "<thing>"
+
+    raw = _raw(seeds=None, model={"hidden": [4, Thing()], 3: "x"}, grid={"seeds": [1]})
+    with pytest.raises(ConfigError) as caught:
+        load_study(raw)
+    assert str(caught.value).splitlines() == [
+        "<dict>: seeds: None is not allowed: a study holds only what TOML can (str, int, float, "
+        "bool, lists and dicts of them), not builtins.NoneType",
+        "<dict>: model.hidden[1]: <thing> is not allowed: a study holds only what TOML can (str, "
+        "int, float, bool, lists and dicts of them), not "
+        "tests.test_expansion.test_a_dict_value_toml_cannot_hold_is_refused_at_its_key_path."
+        "<locals>.Thing",
+        "<dict>: model: key 3 is not allowed: keys must be strings"]
+    with pytest.raises(ConfigError, match=r"^<dict>: \(top level\): key 1 is not allowed"):
+        load_study({1: "x"})
+    with pytest.raises(ConfigError, match=r"^<dict>: grid.optimizer\[1\]: 'adma' is not an "):
+        load_study(_raw(grid={"optimizer": ["sgd", "adma"]}))

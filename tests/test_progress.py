@@ -173,3 +173,44 @@ def test_the_store_gives_each_arms_stored_wall_time(tmp_path):
         assert store.wall_times(["a"]) == {("a", "x"): (3.0, 2), ("a", "y"): (4.0, 1)}
         assert store.wall_times(["a", "b", "c"])[("b", "x")] == (5.0, 1)
         assert store.wall_times([]) == {}
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_tqdm_bar_with_the_counts_and_the_eta_and_no_line_per_run():
+    specs = [spec("xor", "optimizer=adam", s) for s in range(3)]
+    progress = runner.Progress(specs, 1, Terminal(), skipped=5)
+    assert type(progress._bar).__module__.startswith("tqdm")
+    progress.finished(record(specs[0], 0.5))
+    progress.finished(record(specs[1], 0.5, status="diverged"))
+    failed = record(specs[2], 0.5, status="failed")
+    failed.error = "ValueError: boom"
+    progress.finished(failed)
+    progress.close()
+    shown = progress.stream.getvalue()
+    assert "\033[K" not in shown and "[1/3]" not in shown  # tqdm's bar, not the old line
+    assert "3/3 runs |" in shown
+    assert "5 skipped, 1 diverged, 1 failed" in shown
+    assert "ETA 0:00:00" in shown  # ours (per kind of run), not tqdm's rate-based one
+    assert "xor | optimizer=adam | seed 2\n    failed: ValueError: boom\n" in shown
+
+
+def test_a_bar_class_given_is_used_and_show_false_shows_nothing():
+    import tqdm
+
+    specs = [spec("xor", "a", s) for s in range(2)]
+    progress = runner.Progress(specs, 1, io.StringIO(), bar=tqdm.tqdm)  # as study.run does
+    progress.finished(record(specs[0], 0.1))
+    progress.add([spec("xor", "b", 0)])  # a search's next stage grows the total
+    progress.finished(record(specs[1], 0.1))
+    progress.close()
+    assert "2/3 runs |" in progress.stream.getvalue()
+
+    quiet = runner.Progress(specs, 1, Terminal(), bar=tqdm.tqdm, show=False)
+    for s in specs:
+        quiet.finished(record(s, 0.1))
+    quiet.close()
+    assert quiet.stream.getvalue() == "" and quiet.eta() == 0

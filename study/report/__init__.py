@@ -3,6 +3,10 @@
     from study.report import build
     build("results/study.db", "reports")   # reports/index.html, reports/<study>.html, ...
 
+    import study
+    study.report("results/study.db", "reports")   # the same, for the Python API: the package
+                                                  # is callable (`write`), StudyError if no db
+
 Data flows one way: store -> `data.load` (DataFrames) -> `tables` / `figures` / `book` (the
 book vs the study, from the stored verdicts) -> `views` (what each page shows, as plain
 values) -> `pages` (the templates in templates/, rendered by Jinja2 with autoescaping on).
@@ -13,6 +17,8 @@ gives the same files, byte for byte.
 from __future__ import annotations
 
 import platform
+import sys
+import types
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +42,36 @@ def build(db: str | Path, out: str | Path) -> list[Path]:
     index = out / "index.html"
     index.write_text(_index(studies, cards, db), encoding="utf-8")
     return [index, *written]
+
+
+def write(db: str | Path, out: str | Path) -> list[Path]:
+    """`study report`: `build`, after checking that `db` is a results database (StudyError
+    with the command's message if not)."""
+    from study.errors import StudyError
+
+    if not Path(db).is_file():
+        raise StudyError(f"{db}: no such results database (run `study run` first)")
+    try:
+        return build(db, out)
+    except Exception as error:
+        from study.engine.results.store import StoreError
+        from study.engine.studies.errors import ConfigError
+
+        if isinstance(error, (StoreError, ConfigError)):
+            raise StudyError(str(error), names_its_source=isinstance(error, ConfigError)) \
+                from None
+        raise
+
+
+class _CallablePackage(types.ModuleType):
+    """`study.report(db, out)` is `write(db, out)`: `study.report` is this package (Python sets
+    a subpackage as its parent's attribute once imported), so the package itself is callable."""
+
+    def __call__(self, db: str | Path, out: str | Path) -> list[Path]:
+        return write(db, out)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
 
 
 def default_figures(study: report_data.StudyResults) -> list[Figure]:

@@ -41,10 +41,12 @@ class StudyResults:
         return frame.merge(self.runs[columns], left_on="run_key", right_on="key", how="inner")
 
 
-def load(db: str | Path) -> list[StudyResults]:
-    """Every study the database holds, in name order."""
+def load(db: str | Path, only: str | None = None) -> list[StudyResults]:
+    """Every study the database holds, in name order (or only the one named `only`)."""
     out = []
     for _, row in results.studies(db).iterrows():
+        if only is not None and row["name"] != only:
+            continue
         study = expand(row["definition"], source=row["source"], quick=row["quick"], light=True)
         order = {key: i for i, key in enumerate(row["run_keys"])}
         # The file's order of axes (the store keeps overrides with sorted keys); a search's

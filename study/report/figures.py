@@ -16,12 +16,14 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
 import matplotlib
 
-matplotlib.use("Agg")  # no display: figures are written to files
+if "ipykernel" not in sys.modules:  # a notebook keeps its inline backend: `figure()` shows there
+    matplotlib.use("Agg")  # no display: figures are written to files
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402

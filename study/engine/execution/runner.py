@@ -14,7 +14,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable, Mapping
+from typing import IO, Any, Callable, Iterable, Mapping
 
 from study.engine.execution.executors import Executor
 from study.engine.results.store import DONE_STATUSES, RunRecord, Store
@@ -122,24 +122,36 @@ Kind = tuple[str, str]  # (study, arm): runs of one kind cost about the same
 
 
 class Progress:
-    """Runs done / total, the last run, an ETA: one updating line on a terminal, plain lines
-    otherwise (logs, CI, pipes).
+    """Runs done / total, the last run, an ETA: a tqdm bar on a terminal (or `bar`, e.g.
+    `tqdm.auto.tqdm` for a notebook's widget), plain lines otherwise (logs, CI, pipes), nothing
+    with `show=False`.
 
     It knows which runs remain (the pending specs, and those a search adds with `add`) and,
     per kind (study, arm), what runs of that kind have cost: the finished or diverged runs of
     this invocation and `stored`, the stored ones ((study, arm) -> (total wall_time, runs), from
-    `Store.wall_times`). The ETA is `eta_seconds` of these; see there for the rule.
+    `Store.wall_times`). The ETA is `eta_seconds` of these; see there for the rule (the bar
+    shows this ETA, not tqdm's own rate-based one). The bar also counts the `skipped` (already
+    stored) runs, and the diverged and failed ones; a failed run's error is printed above it.
     """
 
     def __init__(self, pending: Iterable[RunSpec], jobs: int, stream: IO[str] | None = None,
-                 stored: Mapping[Kind, tuple[float, int]] | None = None):
-        self.jobs, self.done, self.total = jobs, 0, 0
+                 stored: Mapping[Kind, tuple[float, int]] | None = None, *,
+                 bar: Callable[..., Any] | None = None, skipped: int = 0, show: bool = True):
+        self.jobs, self.done, self.total, self.skipped = jobs, 0, 0, skipped
         self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.counts: Counter = Counter()  # status -> runs of this invocation
         self._kinds: dict[str, Kind] = {}  # key of each run still to do -> its kind
         self._remaining: Counter = Counter()  # kind -> runs still to do
         self._times: dict[Kind, tuple[float, int]] = dict(stored or {})
+        self._bar = None
         self.add(pending)
+        if show and bar is None and hasattr(self.stream, "isatty") and self.stream.isatty():
+            from tqdm import tqdm as bar
+        self.show = show
+        if show and bar is not None:
+            self._bar = bar(total=self.total, file=self.stream, unit="run", dynamic_ncols=True,
+                            bar_format="{n_fmt}/{total_fmt} runs |{bar}| {elapsed}{postfix}")
+            self._bar.set_postfix_str(self._counts_text(), refresh=True)
 
     def add(self, specs: Iterable[RunSpec]) -> None:
         """Runs to do besides those given at the start (a search's next stage)."""
@@ -147,6 +159,9 @@ class Progress:
             self.total += 1
             self._kinds[spec.key] = kind = (spec.study, spec.arm)
             self._remaining[kind] += 1
+        if self._bar is not None and self._bar.total != self.total:
+            self._bar.total = self.total
+            self._bar.refresh()
 
     def eta(self) -> float | None:
         """Seconds until the remaining runs are done, or None while there is no basis."""
@@ -154,31 +169,40 @@ class Progress:
 
     def finished(self, record: RunRecord) -> None:
         self.done += 1
+        self.counts[record.status] += 1
         kind = self._kinds.pop(record.key, None)
         if kind is not None:
             self._remaining[kind] -= 1
         if record.status in DONE_STATUSES:  # a failed run's time says little of the next one's
             seconds, runs = self._times.get((record.study, record.arm), (0.0, 0))
             self._times[(record.study, record.arm)] = (seconds + record.wall_time, runs + 1)
+        if not self.show:
+            return
         eta = self.eta()
+        eta_text = f"ETA {'unknown' if eta is None else _clock(eta)}"
         metric = record.metrics.get("val_accuracy")
         detail = f"val_accuracy={metric:.4f}" if isinstance(metric, float) else record.status
-        text = (f"[{self.done}/{self.total}] {record.study} | {record.arm} | seed {record.seed} "
-                f"| {detail} | {record.wall_time:.1f} s "
-                f"| ETA {'unknown' if eta is None else _clock(eta)}")
-        if record.status == "failed":
-            text += f"\n    failed: {record.error}"
-        if self.tty:
-            self.stream.write("\r\033[K" + text if record.status != "failed" else "\r\033[K"
-                              + text + "\n")
-        else:
-            self.stream.write(text + "\n")
+        run = f"{record.study} | {record.arm} | seed {record.seed}"
+        failure = f"    failed: {record.error}" if record.status == "failed" else ""
+        if self._bar is not None:
+            if failure:
+                self._bar.write(f"{run}\n{failure}", file=self.stream)
+            self._bar.set_postfix_str(f"{self._counts_text()} | {eta_text} | last: {run} | "
+                                      f"{detail}", refresh=False)
+            self._bar.update(1)
+            return
+        self.stream.write(f"[{self.done}/{self.total}] {run} | {detail} | "
+                          f"{record.wall_time:.1f} s | {eta_text}\n"
+                          + (failure + "\n" if failure else ""))
         self.stream.flush()
 
+    def _counts_text(self) -> str:
+        return (f"{self.skipped} skipped, {self.counts['diverged']} diverged, "
+                f"{self.counts['failed']} failed")
+
     def close(self) -> None:
-        if self.tty and self.done:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.close()
 
 
 def eta_seconds(remaining: Mapping[Kind, int], times: Mapping[Kind, tuple[float, int]],

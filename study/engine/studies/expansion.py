@@ -19,7 +19,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import ValidationError
 
@@ -90,8 +90,18 @@ class Study:
         return make_specs(self.name, resolved, seeds, label(shown), shown)
 
 
-def load_study(path: str | Path, *, quick: bool = False, light: bool = False) -> Study:
-    """Read, validate and expand a study file; raise ConfigError listing every problem."""
+def load_study(path: str | Path | Mapping[str, Any], *, quick: bool = False,
+               light: bool = False) -> Study:
+    """Read, validate and expand a study file; raise ConfigError listing every problem.
+
+    A mapping is a study written as a Python dict (a notebook cell): the file's tables as
+    dicts, validated as a file is, its problems named `<dict>: key.path: ...`."""
+    if isinstance(path, Mapping):
+        problems: list[str] = []
+        raw = toml_data(path, "", problems)
+        if problems:
+            raise ConfigError(DICT_SOURCE, problems)
+        return expand(raw, source=DICT_SOURCE, quick=quick, light=light)
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -104,6 +114,32 @@ def load_study(path: str | Path, *, quick: bool = False, light: bool = False) ->
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, [f"not valid TOML: {error}"]) from None
     return expand(raw, source=path, quick=quick, light=light)
+
+
+DICT_SOURCE = "<dict>"  # what messages name instead of a file, for a study given as a dict
+TOML_SCALARS = (str, bool, int, float)
+
+
+def toml_data(value: Any, path: str, problems: list[str]) -> Any:
+    """A copy of `value` as TOML reads data (tables with string keys, lists, str, bool, int,
+    float; a tuple becomes a list); anything else is a problem at its key path."""
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.append(f"{path or '(top level)'}: key {key!r} is not allowed: keys must "
+                                f"be strings")
+                continue
+            out[key] = toml_data(item, f"{path}.{key}" if path else key, problems)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [toml_data(item, f"{path}[{i}]", problems) for i, item in enumerate(value)]
+    if isinstance(value, TOML_SCALARS):
+        return value
+    problems.append(f"{path}: {value!r} is not allowed: a study holds only what TOML can "
+                    f"(str, int, float, bool, lists and dicts of them), not "
+                    f"{type(value).__module__}.{type(value).__qualname__}")
+    return None
 
 
 def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool = False,
