@@ -87,7 +87,8 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_BAD_INPUT
     jobs = args.jobs or 1
     with Store(args.db) as store:
-        plan = runner.plan(args.files, store, quick=args.quick, rerun=args.rerun)
+        plan = runner.plan(args.files, store, quick=args.quick, rerun=args.rerun,
+                           data_dir=args.data_dir)
         if args.dry_run:
             _print_plan(plan)
             return 0
