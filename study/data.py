@@ -256,6 +256,14 @@ def _cached_mnist_arrays(resolved_path: str, mtime_ns: int):
     return arrays
 
 
+def mnist_file(data_dir: str | Path | None = None, *, fetch: bool = True) -> Path | None:
+    """The mnist.npz `mnist()` reads; without `fetch`, None where it would download one."""
+    folder = _folder(data_dir)
+    if fetch:
+        return _locate_mnist(folder)
+    return next((p for p in (folder / MNIST_FILENAME, _keras_cache_file()) if p.is_file()), None)
+
+
 def _locate_mnist(folder: Path) -> Path:
     """The path of a keras-format mnist.npz, downloading one if there is none."""
     target = folder / MNIST_FILENAME

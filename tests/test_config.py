@@ -71,8 +71,8 @@ BAD_INPUT = {
         "zip: the lists must have one length; got optimizer = 2, learning_rate = 1"),
     "unknown dataset": (
         {"data__dataset": "cifar"},
-        "data.dataset: 'cifar' is not allowed: Input should be 'xor', 'xor_cloud', 'mnist', 'gaussian', 'bowl' or "
-        "'anisotropic_bowl'"),
+        "data.dataset: 'cifar' is not allowed: Input should be 'xor', 'xor_cloud', 'mnist', 'gaussian', 'bowl', "
+        "'anisotropic_bowl', 'npz' or 'csv'"),
     "no seeds": (
         {"seeds": 0},
         "seeds: 0 is not allowed: give a number of seeds (> 0) or a list of distinct seeds"),

@@ -48,12 +48,12 @@ class Summary:
 
 
 def plan(paths: Iterable[str | Path], store: Store, *, quick: bool = False,
-         rerun: bool = False) -> Plan:
+         rerun: bool = False, data_dir: str | Path | None = None) -> Plan:
     """Load every study file (all problems at once, before anything runs) and find pending runs."""
     studies, problems = [], []
     for path in paths:
         try:
-            studies.append(load_study(path, quick=quick))
+            studies.append(load_study(path, quick=quick, data_dir=data_dir))
         except ConfigError as error:
             problems.extend(str(error).splitlines())
     first_file: dict[str, str] = {}

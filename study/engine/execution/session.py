@@ -82,7 +82,8 @@ def _run(sources, db, jobs, quick, rerun, dry_run, executor_name, address, resou
     executor = _ray_executor(jobs, address, resources, data_dir) if executor_name == "ray" \
         else None
     with Store(db) as store:
-        outcome = Outcome(runner.plan(sources, store, quick=quick, rerun=rerun))
+        outcome = Outcome(runner.plan(sources, store, quick=quick, rerun=rerun,
+                                      data_dir=data_dir))
         plan = outcome.plan
         if dry_run:
             return outcome

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from pydantic import ValidationError
 
-from study.engine.studies import axes, components, limits, search as searching
+from study.engine.studies import axes, components, data_files, limits, search as searching
 from study.engine.studies.errors import ConfigError, messages, non_finite_numbers
 from study.engine.studies.identity import arm_name, label, run_key, selects
 from study.engine.studies.quick import apply_quick
@@ -47,14 +47,30 @@ class RunSpec:
     overrides: dict[str, Any]
     config: dict[str, Any]
     run_config: RunConfig = field(compare=False, repr=False, default=None)
+    # The data's fingerprint in the key (`data_files.fingerprint`), checked again before it trains.
+    data_fingerprint: str | None = None
 
 
 def make_specs(study: str, resolved: dict[str, Any], seeds: list[int], arm: str,
-               overrides: dict[str, Any]) -> list[RunSpec]:
+               overrides: dict[str, Any], where: DataPlace | None = None) -> list[RunSpec]:
+    where = where or DataPlace()
+    resolved = data_files.with_resolved_paths(resolved, where.folder)
     run_config = RunConfig.model_validate(resolved, context={"light": True})
     code = components.fingerprints(resolved)
-    return [RunSpec(study, run_key(study, resolved, seed, code), seed, arm, overrides, resolved,
-                    run_config) for seed in seeds]
+    data = data_files.fingerprint(resolved, where.data_dir, light=where.light)
+    keyed = data_files.keyed(resolved)
+    return [RunSpec(study, run_key(study, keyed, seed, code, data), seed, arm, overrides,
+                    resolved, run_config, data) for seed in seeds]
+
+
+@dataclass(frozen=True)
+class DataPlace:
+    """Where a study's data is found: its own files relative to `folder` (the study file's),
+    MNIST in `data_dir` (None: the default); `light`: never download (the report)."""
+
+    folder: Path = Path(".")
+    data_dir: str | Path | None = None
+    light: bool = False
 
 
 @dataclass
@@ -76,6 +92,7 @@ class Study:
     definition: dict[str, Any] = field(default_factory=dict)  # the file as read (for the store)
     quick: bool = False
     light: bool = False
+    data_place: DataPlace = field(default_factory=DataPlace)
 
     def make_runs(self, overrides: dict[str, Any], seeds: list[int],
                   marks: dict[str, Any] | None = None) -> list[RunSpec]:
@@ -87,11 +104,11 @@ class Study:
         if resolved is None:
             raise ConfigError(self.source, problems)
         shown = {**(marks or {}), **overrides}
-        return make_specs(self.name, resolved, seeds, label(shown), shown)
+        return make_specs(self.name, resolved, seeds, label(shown), shown, self.data_place)
 
 
 def load_study(path: str | Path | Mapping[str, Any], *, quick: bool = False,
-               light: bool = False) -> Study:
+               light: bool = False, data_dir: str | Path | None = None) -> Study:
     """Read, validate and expand a study file; raise ConfigError listing every problem.
 
     A mapping is a study written as a Python dict (a notebook cell): the file's tables as
@@ -101,7 +118,7 @@ def load_study(path: str | Path | Mapping[str, Any], *, quick: bool = False,
         raw = toml_data(path, "", problems)
         if problems:
             raise ConfigError(DICT_SOURCE, problems)
-        return expand(raw, source=DICT_SOURCE, quick=quick, light=light)
+        return expand(raw, source=DICT_SOURCE, quick=quick, light=light, data_dir=data_dir)
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -113,7 +130,7 @@ def load_study(path: str | Path | Mapping[str, Any], *, quick: bool = False,
         raise ConfigError(path, [f"cannot read the file: {error}"]) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(path, [f"not valid TOML: {error}"]) from None
-    return expand(raw, source=path, quick=quick, light=light)
+    return expand(raw, source=path, quick=quick, light=light, data_dir=data_dir)
 
 
 DICT_SOURCE = "<dict>"  # what messages name instead of a file, for a study given as a dict
@@ -143,7 +160,9 @@ def toml_data(value: Any, path: str, problems: list[str]) -> Any:
 
 
 def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool = False,
-           light: bool = False) -> Study:
+           light: bool = False, data_dir: str | Path | None = None) -> Study:
+    """`source`: the study file (its folder holds the study's own data files; "<...>", a
+    study not read from a file: the current folder)."""
     problems = non_finite_numbers(raw)
     try:
         spec = StudyFile.model_validate(raw)
@@ -186,12 +205,12 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
                   search=search, random=random_search,
                   base=with_overrides(base, late), seeds=seed_list,
                   background=spec.background, report=spec.report, definition=raw, quick=quick,
-                  light=light)
+                  light=light, data_place=DataPlace(_folder_of(source), data_dir, light))
     if spec.search is not None:
         study.cells = list(axes.combinations(resolved_axes, zipped, None))
         study.runs = searching.first_stage(study)
         if quick:  # as below: the full form's claims checked, the quick form's kept
-            expand(raw, source=source, light=light)
+            expand(raw, source=source, light=light, data_dir=data_dir)
             study.claims = [c for c in study.claims
                             if not check_claims(replace(study, claims=[c]))]
         elif problems := check_claims(study):
@@ -205,9 +224,10 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
         resolved = validated_config(with_overrides(base, {**overrides, **late}), "",
                                     combination_problems, light=light)
         specs = [] if resolved is None else make_specs(spec.name, resolved, seed_list, name,
-                                                       overrides)
+                                                       overrides, study.data_place)
         if specs and not light:
-            combination_problems += limits.memory_problems(specs[0].run_config)
+            combination_problems += (data_files.problems(specs[0].run_config)
+                                     or limits.memory_problems(specs[0].run_config))
         for message in combination_problems:
             failures.setdefault(message, []).append(name)
         if not combination_problems:
@@ -219,7 +239,7 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
     if quick:
         # Claims are checked against the full study; the quick form keeps those whose arms it
         # still runs (a smoke run need not run every arm).
-        expand(raw, source=source, light=light)
+        expand(raw, source=source, light=light, data_dir=data_dir)
         study.claims = [c for c in study.claims if not check_claims(replace(study, claims=[c]))]
     elif not failures:
         # Only once every combination expanded: with runs missing, every claim and name would
@@ -229,6 +249,11 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
     if problems:
         raise ConfigError(source, problems)
     return study
+
+
+def _folder_of(source: str | Path) -> Path:
+    text = str(source)
+    return Path(".") if text.startswith("<") else Path(text).parent
 
 
 def _problems_outside_axes(base: dict[str, Any], axis_lists: dict[str, Any],

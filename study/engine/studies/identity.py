@@ -2,7 +2,8 @@
 
 The key is a hash of everything a run depends on: the engine's version, the study, the seed,
 the resolved configuration, the fingerprints of the source files of your own components (when
-the run names some) and, when it has a residual block, how the block seeds its kernels.
+the run names some), the fingerprint of the data where the configuration does not fix it (your
+own files, an MNIST file other than the usual one: `data_files`) and, when it has a residual block, how the block seeds its kernels.
 Settings added after results were first stored are left out of the configuration while at
 their default (`ADDED_LATER`), so adding a setting never changes the key of a run that
 predates it.
@@ -26,7 +27,10 @@ ADDED_LATER = {("task",): "train", ("model", "use_bias"): True, ("data", "n_poin
                ("model", "activation_args"): {}, ("model", "dropout_args"): {},
                ("model", "batch_norm_args"): {}, ("model", "residual_args"): {},
                ("model", "layers"): None, ("training", "sampling"): "permutation",
-               ("training", "early_stopping", "split"): None}
+               ("training", "early_stopping", "split"): None, ("data", "path"): None,
+               ("data", "label"): None, ("data", "features"): None, ("data", "test_path"): None,
+               ("data", "validation_fraction"): 0.1, ("data", "test_fraction"): 0.2,
+               ("data", "scale"): "none"}
 
 
 def without_later_defaults(config: dict[str, Any]) -> dict[str, Any]:
@@ -70,11 +74,16 @@ def revisions(config: dict[str, Any]) -> dict[str, int]:
 
 
 def run_key(study: str, config: dict[str, Any], seed: int,
-            code: dict[str, str] | None = None) -> str:
-    """`code`: own component -> fingerprint of its source (only when the run names one)."""
+            code: dict[str, str] | None = None, data: str | None = None) -> str:
+    """`code`: own component -> fingerprint of its source (only when the run names one);
+    `data`: the fingerprint of the data when the configuration does not say it all
+    (`data_files.fingerprint`: own files, an MNIST other than the usual one), with `config`
+    then as `data_files.keyed` gives it."""
     payload = {"engine": ENGINE_VERSION, "study": study, "seed": seed, "config": config}
     if code:
         payload["code"] = code
+    if data:
+        payload["data"] = data
     if has_residual_block(config):
         payload["residual_kernels"] = RESIDUAL_KERNELS
     if revised := revisions(config):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+
+from study.engine.studies import data_files
 from study.engine.studies.errors import ConfigError
 from study.engine.studies.layer_list import arguments, from_model
 
@@ -65,7 +67,7 @@ def memory_problems(run) -> list[str]:
 def parameter_count(run) -> int:
     """Weights of the network (affine and residual layers, batch norm's four vectors, PReLU's
     slopes), from the configuration alone: nothing is built."""
-    width, total = _input_width(run.data), 0
+    width, total = data_files.input_width(run), 0
     for entry in from_model(run.model):
         name, args = entry["layer"], arguments(entry)
         if name in ("affine", "keras.affine"):
@@ -82,11 +84,7 @@ def parameter_count(run) -> int:
     return total + width * outputs + outputs
 
 
-def _input_width(data) -> int:
-    return {"mnist": 784, "gaussian": data.dim}.get(data.dataset, 2)
-
-
 def _outputs(run) -> int:
     if run.data.target == "value" or run.training.loss == "binary_cross_entropy":
         return 1
-    return 10 if run.data.dataset == "mnist" and run.data.target == "digit" else 2
+    return data_files.class_count(run)

@@ -39,8 +39,14 @@ def _none_is_null(value):
     return None if value == "none" else value
 
 
+OWN_DATASETS = ("npz", "csv")  # your own data, read by study.own_data
+OWN_ONLY = ("path", "label", "features", "test_path", "validation_fraction", "test_fraction",
+            "scale")
+
+
 class Data(Strict):
-    dataset: Literal["xor", "xor_cloud", "mnist", "gaussian", "bowl", "anisotropic_bowl"]
+    dataset: Literal["xor", "xor_cloud", "mnist", "gaussian", "bowl", "anisotropic_bowl", "npz",
+                     "csv"]
     # A subset of the training split: the first n_train (as the book does), or, with
     # subset = "random", a sample drawn by the run's seed (the same in every arm of a seed).
     n_train: PositiveInt | None = None
@@ -57,7 +63,42 @@ class Data(Strict):
     # What an MNIST network predicts, in every split: "digit" (ten classes); "parity", the
     # digit % 2 (two classes, so binary_cross_entropy applies); "value", the digit as a number
     # 0..9 (regression: one linear output, loss "mse", accuracy = the prediction rounds to it).
+    # For your own data "digit" (the default) classifies by the label; "value" regresses on it.
     target: Literal["digit", "parity", "value"] = "digit"
+    # Your own data (dataset "npz" or "csv", see study.own_data). A relative path is read from
+    # the study file's folder (a study given as a dict: the current folder).
+    path: str | None = None
+    label: str | None = None  # csv: the label's column
+    features: list[str] | None = Field(None, min_length=1)  # csv: default every other numeric
+    test_path: str | None = None  # csv: a file of test rows; else test_fraction of path's rows
+    validation_fraction: float = Field(0.1, gt=0.0, lt=1.0)  # without x_val/y_val, by the seed
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    scale: Literal["standard", "minmax", "none"] = "none"  # fitted on the training rows only
+
+    @model_validator(mode="after")
+    def _own_data_settings(self):
+        if self.dataset not in OWN_DATASETS:
+            given = [k for k in OWN_ONLY if k in self.model_fields_set]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for your own data (dataset 'npz' "
+                                 f"or 'csv'), not {self.dataset!r}")
+            return self
+        if self.path is None:
+            raise ValueError(f"path: required for dataset {self.dataset!r} (the file to read)")
+        if self.dataset == "npz":
+            given = [k for k in ("label", "features", "test_path", "test_fraction")
+                     if k in self.model_fields_set]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for dataset 'csv' (an npz holds "
+                                 f"its splits as arrays x_train, y_train, x_test, y_test)")
+        elif self.label is None:
+            raise ValueError("label: required for dataset 'csv' (the column to predict)")
+        if self.target == "parity":
+            raise ValueError("target = 'parity' applies only to 'mnist'; your own data takes "
+                             "'digit' (classify by the label, the default) or 'value' (regress)")
+        if self.n_train is not None or self.subset != "first":
+            raise ValueError("n_train and subset apply only to 'mnist'")
+        return self
 
     @model_validator(mode="after")
     def _subset_fits(self):
@@ -65,7 +106,7 @@ class Data(Strict):
             raise ValueError("n_train must be at most 50000 (the size of MNIST's train split)")
         if self.dataset == "xor" and self.n_train is not None:
             raise ValueError("n_train does not apply to 'xor' (four points)")
-        if self.target != "digit" and self.dataset != "mnist":
+        if self.target != "digit" and self.dataset not in ("mnist", *OWN_DATASETS):
             raise ValueError(f"target = {self.target!r} applies only to 'mnist' (its labels are "
                              f"digits); {self.dataset!r} takes the default 'digit'")
         return self
@@ -306,6 +347,7 @@ class RunConfig(Strict):
             raise ValueError(f"binary_cross_entropy needs two classes; mnist has ten (with "
                              f"target = {d.target!r}): set data.target = \"parity\" for two")
         if t is not None and d.target == "value" and t.loss != "mse":
+            # (own data: more checks need the file; study.engine.studies.data_files)
             raise ValueError(f"target = 'value' is a regression: it needs training.loss = "
                              f"'mse'; got {t.loss!r}")
         if t is not None and t.augment_shift:

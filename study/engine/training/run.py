@@ -24,9 +24,10 @@ import keras
 
 from study.engine.results.store import RunRecord, now_iso
 from study.engine.studies.expansion import RunSpec
-from study.engine.studies.run_schema import RunConfig
+from study.data import DataError
+from study.engine.studies.run_schema import OWN_DATASETS, RunConfig
 from study.engine.training import memory, reuse
-from study.engine.training.datasets import load_dataset
+from study.engine.training.datasets import changed_data, load_dataset, own_data_description
 from study.engine.training.ensemble import train_ensemble
 from study.engine.training.environment import describe_error, enable_determinism, versions
 from study.engine.training.fit import (final_metrics, first_batch, fit_member, reused_member,
@@ -39,6 +40,8 @@ def train_run(spec: RunSpec, data_dir: str | Path | None = None) -> RunRecord:
     start = time.perf_counter()
     record = blank_record(spec)
     try:
+        if changed := changed_data(spec.config, spec.data_fingerprint, data_dir):
+            raise DataError(changed)
         with memory.released_after_run():
             train_config(spec.run_config, spec.seed, data_dir, record)
     except Exception as error:  # one run's failure must not stop the grid
@@ -71,6 +74,8 @@ def train_config(config: RunConfig, seed: int, data_dir, record: RunRecord) -> N
         return
     seed_member(config, seed)
     dataset = load_dataset(config, seed, data_dir)
+    if config.data.dataset in OWN_DATASETS:
+        record.artifacts["data"] = own_data_description(config, dataset)
     t = config.training
     compiled = reused_member(config, dataset, seed)
     if t.record_gradients:
