@@ -1,5 +1,7 @@
-"""The `study` command: `run` study files, `report` on their results, `list` components,
-`bench` the speed, `data fetch` MNIST.
+"""The `study` command: `run` study files, evaluate their `claims`, `report` on their results,
+`export tensorboard` the runs, `list` components, `bench` the speed, `data fetch` MNIST.
+Parsing and printing only: `run` goes through `study.engine.execution.session.run_studies`,
+the path the Python API (`study.run`) takes too.
 
 Exit codes: 0 success; 1 some runs failed (stored as failed, retried next time); 2 bad input,
 missing data or an unusable database (a message, never a traceback); 130 interrupted (finished
