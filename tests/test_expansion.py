@@ -233,6 +233,9 @@ def test_beside_a_file_level_problem_the_base_is_judged_with_its_axes_at_their_f
     raw = _raw(colour="red", grid={"steps": [10, 20]})
     del raw["training"]["steps"]
     assert _problems(raw) == [TOP_LEVEL_TYPO]
+    raw = _raw(colour="red", zip={"steps": [10, 20], "learning_rate": [0.1, 0.2]})  # [zip] too
+    del raw["training"]["steps"]
+    assert _problems(raw) == [TOP_LEVEL_TYPO]
     # A misspelt axis value is judged on its own, at its own location, once the file's own
     # keys are right (not as the base's problem)
     raw = _raw(colour="red", zip={"optimizer": ["adma", "sgd"], "learning_rate": [0.1, 0.2]})
