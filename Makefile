@@ -56,7 +56,7 @@ PARTS ?= optimizers,xor,linear,quick,full
 bench: setup data
 	STUDY_NO_KERAS_DOWNLOAD=1 $(BIN)/study bench --parts $(PARTS)
 
-# Mutation testing, not part of `make test` (it takes about an hour on 2 cores): mutmut changes
+# Mutation testing, not part of `make test` (about 95 min on 2 cores): mutmut changes
 # the modules listed in pyproject.toml's [tool.mutmut] one small bug at a time and runs their
 # fast tests on each; then the score per module, and every survivor - judged equivalent in
 # tests/mutation/*.md (with why) or a test still to write. Fails below 90% caught.
