@@ -15,6 +15,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativ
                       model_validator)
 
 from study.engine.studies import components, layer_list
+from study.engine.training.surfaces import SURFACES
 
 
 class Strict(BaseModel):
@@ -45,8 +46,9 @@ OWN_ONLY = ("path", "label", "features", "test_path", "validation_fraction", "te
 
 
 class Data(Strict):
-    dataset: Literal["xor", "xor_cloud", "mnist", "gaussian", "bowl", "anisotropic_bowl", "npz",
-                     "csv"]
+    # The 2-D functions of task "optimizer_path" are the names of study.engine.training.surfaces.
+    dataset: Literal["xor", "xor_cloud", "mnist", "gaussian", "bowl", "anisotropic_bowl",
+                     "rosenbrock", "saddle", "beale", "rastrigin", "npz", "csv"]
     # A subset of the training split: the first n_train (as the book does), or, with
     # subset = "random", a sample drawn by the run's seed (the same in every arm of a seed).
     n_train: PositiveInt | None = None
@@ -56,8 +58,11 @@ class Data(Strict):
     # "gaussian": n_points inputs of dim standard-normal features (DLFS's histogram input).
     n_points: PositiveInt = 1000
     dim: PositiveInt = 100
-    # "bowl" f = x^2 + y^2 and "anisotropic_bowl" f = x^2/20 + y^2 (DLFS 6.1): the start of the
-    # path, moved by N(0, start_jitter^2) per coordinate by the run's seed (0: the same start).
+    # The functions of task "optimizer_path" ("bowl" f = x^2 + y^2, "anisotropic_bowl"
+    # f = x^2/20 + y^2 (DLFS 6.1), "rosenbrock", "saddle", "beale", "rastrigin"): the start of
+    # the path, moved by N(0, start_jitter^2) per coordinate by the run's seed (0: the same
+    # start). The default is the bowls' (DLFS's); `surfaces.SURFACES[name].start` gives each
+    # function's own, to write in the study file.
     start: list[float] = Field(default_factory=lambda: [-7.0, 2.0], min_length=2, max_length=2)
     start_jitter: NonNegativeFloat = 0.0
     # What an MNIST network predicts, in every split: "digit" (ten classes); "parity", the
@@ -334,10 +339,10 @@ class RunConfig(Strict):
     def _fits_task(self):
         if self.task in ("train", "optimizer_path") and self.training is None:
             raise ValueError(f"training: required key is missing (task {self.task!r} trains)")
-        functions = ("bowl", "anisotropic_bowl")
-        if (self.task == "optimizer_path") != (self.data.dataset in functions):
-            raise ValueError("task 'optimizer_path' goes with the data 'bowl' or "
-                             "'anisotropic_bowl', and those data with that task only")
+        if (self.task == "optimizer_path") != (self.data.dataset in SURFACES):
+            raise ValueError("task 'optimizer_path' goes with the data "
+                             f"{' / '.join(map(repr, SURFACES))} (the 2-D functions), and "
+                             "those data with that task only")
         if self.task == "train" and self.data.dataset == "gaussian":
             raise ValueError("the 'gaussian' data has no labels: use it with task = "
                              "'activation_histograms'")

@@ -10,6 +10,7 @@ import numpy as np
 from study.engine.results.store import RunRecord
 from study.engine.studies.run_schema import RunConfig
 from study.engine.training import models
+from study.engine.training.surfaces import SURFACES
 
 
 # Activations whose output is bounded: a unit is "saturated" within 5% of the range's ends,
@@ -54,20 +55,21 @@ def activation_histograms(config: RunConfig, seed: int, record: RunRecord) -> No
 def optimizer_path(config: RunConfig, seed: int, record: RunRecord) -> None:
     """DLFS 6.1.7: an optimizer walks f(x, y) from a start point; the path is the record.
 
-    The two coordinates are the weights of a Keras model whose output is f itself, trained by
-    `fit` with the run's optimizer (so clipping, schedules and every base argument apply).
-    Metrics: distance to the minimum (0, 0) and f at the end, path length, how often y changed
-    sign (the zig-zag of SGD on the anisotropic bowl), how far the path ran past the minimum
-    along x (`x_overshoot`, in the direction it set out: momentum's ball rolling past the bottom)
-    and the first update at which |x| is at most half its start (`x_halved_at_step`, None if
-    never). Artifact `path`: [[x, y], ...].
+    f is the data's function in `surfaces.SURFACES`. The two coordinates are the weights of a
+    Keras model whose output is f itself, trained by `fit` with the run's optimizer (so
+    clipping, schedules and every base argument apply). Metrics, with (x, y) measured from the
+    function's centre (its minimum; the saddle's stationary point (0, 0)): distance to it and f
+    at the end, path length, how often y changed sign (the zig-zag of SGD on the anisotropic
+    bowl), how far the path ran past the centre along x (`x_overshoot`, in the direction it set
+    out: momentum's ball rolling past the bottom) and the first update at which |x| is at most
+    half its start (`x_halved_at_step`, None if never). Artifact `path`: [[x, y], ...].
     """
     d, t = config.data, config.training
     start = np.asarray(d.start, dtype="float32")
     if d.start_jitter:
         start = start + np.random.default_rng([seed, 3]).normal(0, d.start_jitter, 2).astype("float32")
-    x_scale = 1 / 20 if d.dataset == "anisotropic_bowl" else 1.0
-    point = _Point(start, x_scale)
+    surface = SURFACES[d.dataset]
+    point = _Point(start, surface.value)
     model = keras.Sequential([keras.Input((1,)), point])
     model.compile(optimizer=models.make_optimizer(t), loss=lambda _, f: keras.ops.mean(f))
     path = [start.tolist()]
@@ -78,15 +80,17 @@ def optimizer_path(config: RunConfig, seed: int, record: RunRecord) -> None:
               callbacks=[recorder])
     xy = np.asarray(path, dtype=np.float64)
     steps = np.diff(xy, axis=0)
-    ys = np.sign(xy[:, 1])
+    # From the centre: subtracting the bowls' (0, 0) changes no bit of their metrics.
+    centred = xy - np.asarray(surface.centre)
+    ys = np.sign(centred[:, 1])
     final = xy[-1]
     record.metrics = {
         "steps": t.steps, "final_x": final[0], "final_y": final[1],
-        "distance": float(np.hypot(*final)),
-        "final_value": float(x_scale * final[0] ** 2 + final[1] ** 2),
+        "distance": float(np.hypot(*centred[-1])),
+        "final_value": float(surface.value(final[0], final[1])),
         "path_length": float(np.hypot(steps[:, 0], steps[:, 1]).sum()),
         "y_sign_changes": int(np.sum(ys[1:] * ys[:-1] < 0)),
-        **along_x(xy[:, 0]),
+        **along_x(centred[:, 0]),
     }
     record.artifacts = {"path": xy.tolist()}
     record.status = "finished" if np.isfinite(xy).all() else "diverged"
@@ -102,11 +106,12 @@ def along_x(xs: np.ndarray) -> dict[str, Any]:
 
 
 class _Point(keras.layers.Layer):
-    """Two weights (x, y); outputs f(x, y) = x_scale * x^2 + y^2 whatever the input."""
+    """Two weights (x, y); outputs f(x, y) whatever the input (`function(x, y, ops)`, one of
+    `surfaces.SURFACES`' values, evaluated with keras.ops)."""
 
-    def __init__(self, start, x_scale, **kwargs):
+    def __init__(self, start, function, **kwargs):
         super().__init__(**kwargs)
-        self.start, self.x_scale = [float(v) for v in start], float(x_scale)
+        self.start, self.function = [float(v) for v in start], function
 
     def build(self, input_shape):
         self.xy = self.add_weight(shape=(2,), name="xy",
@@ -114,5 +119,5 @@ class _Point(keras.layers.Layer):
         self.xy.assign(self.start)
 
     def call(self, inputs):
-        f = self.x_scale * self.xy[0] ** 2 + self.xy[1] ** 2
+        f = self.function(self.xy[0], self.xy[1], keras.ops)
         return keras.ops.zeros_like(inputs[:, :1]) + f
