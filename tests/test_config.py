@@ -72,7 +72,7 @@ BAD_INPUT = {
     "unknown dataset": (
         {"data__dataset": "cifar"},
         "data.dataset: 'cifar' is not allowed: Input should be 'xor', 'xor_cloud', 'mnist', 'gaussian', 'bowl', "
-        "'anisotropic_bowl', 'npz' or 'csv'"),
+        "'anisotropic_bowl', 'rosenbrock', 'saddle', 'beale', 'rastrigin', 'npz' or 'csv'"),
     "no seeds": (
         {"seeds": 0},
         "seeds: 0 is not allowed: give a number of seeds (> 0) or a list of distinct seeds"),

@@ -117,7 +117,7 @@ SURFACES = {s.name: s for s in [
             (1.0, 1.0), (-1.2, 1.0), (-2.0, 2.0), (-1.0, 3.0),
             "Rosenbrock (1960); start (-1.2, 1) as in More, Garbow & Hillstrom (1981), "
             "the window the usual picture of the banana valley"),
-    Surface("saddle", "x² − y²", saddle, saddle_gradient, None, (-2.0, 0.01),
+    Surface("saddle", "x² − y²", saddle, saddle_gradient, None, (-1.5, 0.01),
             (-2.0, 2.0), (-2.0, 2.0),
             "no standard start: ours. On y = 0 the gradient's y part is exactly 0, so the "
             "start is a little off that line, to show whether an optimizer escapes"),
