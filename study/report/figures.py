@@ -32,6 +32,7 @@ import seaborn as sns  # noqa: E402
 
 from study.engine.results import stats  # noqa: E402
 from study.engine.studies.study_schema import Figure  # noqa: E402
+from study.engine.training.surfaces import SURFACES  # noqa: E402
 from study.report.data import StudyResults, readable  # noqa: E402
 
 # Deterministic SVG: ids from a fixed salt, no date in the metadata.
@@ -288,25 +289,28 @@ def paths(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
     panels = list(dict.fromkeys(frame[panel]))
     figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
     colours = palette(hue)
-    functions = {"anisotropic_bowl": (lambda x, y: x ** 2 / 20 + y ** 2, "x²/20 + y²"),
-                 "bowl": (lambda x, y: x ** 2 + y ** 2, "x² + y²")}
     for axis, value in zip(axes[0], panels):
-        f, formula = functions.get(value, (lambda x, y: x * 0 + y * 0, value))
-        xs, ys = np.meshgrid(np.linspace(-10, 10, 200), np.linspace(-5, 5, 200))
-        axis.contour(xs, ys, f(xs, ys), levels=12, colors="0.75", linewidths=0.6)
+        # Panels by another axis than the dataset draw no contours (no one function).
+        surface = SURFACES.get(value)
+        if surface:
+            xs, ys = np.meshgrid(np.linspace(*surface.x_range, 200),
+                                 np.linspace(*surface.y_range, 200))
+            axis.contour(xs, ys, surface.value(xs, ys), levels=12, colors="0.75",
+                         linewidths=0.6)
+            axis.plot(*surface.centre, "k+", markersize=10)
         for _, run in frame[frame[panel] == value].iterrows():
             points = np.asarray(run["value"])
             axis.plot(points[:, 0], points[:, 1], "-o", markersize=2, linewidth=1,
                       color=colours[readable(run[hue])], label=readable(run[hue]))
-        axis.plot([0], [0], "k+", markersize=10)
-        axis.set_title(f"f(x, y) = {formula}")
+        axis.set_title(f"f(x, y) = {surface.formula}" if surface else str(value))
         axis.set_xlabel("x")
         axis.set_ylabel("y")
     axes[0][-1].legend(fontsize=7, loc="upper right")
     title = spec.title or "Optimizer paths from the same start (first seed)"
     figure.suptitle(title)
     alt = (f"Contour plots of {', '.join(str(p) for p in panels)} with the path of each "
-           f"{hue} over its updates from the first seed's start; the minimum is marked at (0, 0).")
+           f"{hue} over its updates from the first seed's start; the function's minimum (a "
+           f"saddle's stationary point) is marked with a cross.")
     return Drawn(figure, title, alt)
 
 
