@@ -106,7 +106,8 @@ def rastrigin_gradient(x, y):
             2 * y + 20 * math.pi * np.sin(2 * math.pi * y))
 
 
-_DLFS = "DLFS 6.1.7 (ch06/optimizer_compare_naive.py): start (-7, 2), plotted over [-10, 10] x [-5, 5]"
+_DLFS = ("DLFS 6.1.7 (ch06/optimizer_compare_naive.py): start (-7, 2), plotted over "
+         "[-10, 10] x [-5, 5]")
 
 SURFACES = {s.name: s for s in [
     Surface("bowl", "x² + y²", bowl, bowl_gradient, (0.0, 0.0), (-7.0, 2.0),
