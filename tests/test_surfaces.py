@@ -1,4 +1,4 @@
-"""The 2-D functions of optimizer paths (study.engine.training.surfaces): gradients, minima,
+"""The 2-D functions of optimizer paths (study.surfaces): gradients, minima,
 the Keras and NumPy values agreeing, and a short path on each new function."""
 
 import typing
@@ -10,7 +10,7 @@ import pytest
 from study.engine.studies import expand
 from study.engine.studies.run_schema import Data
 from study.engine.training.run import train_run
-from study.engine.training.surfaces import SURFACES
+from study.surfaces import SURFACES
 
 NAMES = list(SURFACES)
 NEW = ["rosenbrock", "saddle", "beale", "rastrigin"]

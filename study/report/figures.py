@@ -32,7 +32,7 @@ import seaborn as sns  # noqa: E402
 
 from study.engine.results import stats  # noqa: E402
 from study.engine.studies.study_schema import Figure  # noqa: E402
-from study.engine.training.surfaces import SURFACES  # noqa: E402
+from study.surfaces import SURFACES  # noqa: E402
 from study.report.data import StudyResults, readable  # noqa: E402
 
 # Deterministic SVG: ids from a fixed salt, no date in the metadata.

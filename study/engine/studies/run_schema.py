@@ -15,7 +15,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativ
                       model_validator)
 
 from study.engine.studies import components, layer_list
-from study.engine.training.surfaces import SURFACES
+from study.surfaces import SURFACES
 
 
 class Strict(BaseModel):
@@ -46,7 +46,7 @@ OWN_ONLY = ("path", "label", "features", "test_path", "validation_fraction", "te
 
 
 class Data(Strict):
-    # The 2-D functions of task "optimizer_path" are the names of study.engine.training.surfaces.
+    # The 2-D functions of task "optimizer_path" are the names of study.surfaces.
     dataset: Literal["xor", "xor_cloud", "mnist", "gaussian", "bowl", "anisotropic_bowl",
                      "rosenbrock", "saddle", "beale", "rastrigin", "npz", "csv"]
     # A subset of the training split: the first n_train (as the book does), or, with

@@ -10,7 +10,7 @@ import numpy as np
 from study.engine.results.store import RunRecord
 from study.engine.studies.run_schema import RunConfig
 from study.engine.training import models
-from study.engine.training.surfaces import SURFACES
+from study.surfaces import SURFACES
 
 
 # Activations whose output is bounded: a unit is "saturated" within 5% of the range's ends,
