@@ -74,7 +74,6 @@ def run_studies(sources: Iterable[str | Path | Mapping[str, Any]], *, db: str | 
 
 def _run(sources, db, jobs, quick, rerun, dry_run, executor_name, address, resources,
          data_dir, bar, show_progress, on_start) -> Outcome:
-    from study import data
     from study.engine.execution import runner
     from study.engine.execution.executors import ProcessExecutor, SerialExecutor
     from study.engine.results.store import Store
@@ -94,8 +93,8 @@ def _run(sources, db, jobs, quick, rerun, dry_run, executor_name, address, resou
                 executor.connect()
             except RayConnectionError as error:
                 raise StudyError(str(error)) from None
-        if any(spec.config["data"]["dataset"] == "mnist" for spec in plan.pending):
-            data.mnist(data_dir=data_dir)  # provision once here, not in every worker
+        # MNIST is provisioned once, here, not in every worker: the plan found (or fetched) and
+        # read the file for its fingerprint (`data_files.fingerprint`).
         if executor is None:
             executor = (SerialExecutor(data_dir) if (jobs or 1) == 1
                         else ProcessExecutor(jobs, data_dir))
