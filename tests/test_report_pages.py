@@ -24,6 +24,7 @@ import pytest
 from study.cli import main
 from study.engine.studies import ConfigError, load_study
 from study.report import build
+from study.report.charts import script
 from tests.dependencies import require, require_module
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,32 +167,59 @@ def test_a_study_name_that_could_leave_a_link_or_a_file_name_is_refused(tmp_path
 
 
 class _Tags(html.parser.HTMLParser):
-    """Every start tag of a page with its attributes."""
+    """Every start tag of a page with its attributes, and the text of each script element."""
 
     def __init__(self):
         super().__init__()
         self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[str] = []
+        self.in_script = False
 
     def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
+        if tag == "script":
+            self.scripts.append("")
+            self.in_script = True
+
+    def handle_endtag(self, tag):
+        self.in_script = self.in_script and tag != "script"
+
+    def handle_data(self, data):
+        if self.in_script:
+            self.scripts[-1] += data
 
 
 def test_hostile_names_stay_inside_every_attribute_of_every_page(reports):
     # Arm display names that try to close an attribute (' and ") and add an event handler:
-    # on every page, no element gains an on* attribute or a script, and the names are shown
-    # as the text they are.
-    tags = {}
+    # on every page, no element gains an on* attribute, the only scripts are the charts'
+    # bundle (a data: URI of the package's code) and their JSON data (not run), and the names
+    # are shown as the text they are, in the HTML and in the charts' data.
+    tags, chart_texts = {}, []
     for page in sorted(reports.glob("*.html")):
         parser = _Tags()
         parser.feed(page.read_text())
         tags[page.stem] = parser.tags
+        scripts = iter(parser.scripts)
         for tag, attributes in parser.tags:
-            assert tag != "script", page.name
             handlers = [name for name in attributes if name.startswith("on")]
             assert not handlers, (page.name, tag, attributes)
+            if tag != "script":
+                continue
+            text = next(scripts)
+            if "src" in attributes:
+                assert attributes == {"src": script.uri(), "defer": None}, page.name
+                assert text == "", page.name
+            else:
+                assert attributes == {"type": "application/json", "class": "chart-data"}
+                if page.stem == "markup":
+                    chart_texts.append(json.dumps(json.loads(text), ensure_ascii=False))
     texts = [value for _, attributes in tags["markup"] for value in attributes.values() if value]
     assert any("t' onload='window.__pwned = 4' x='" in text for text in texts)
     assert any('s" onerror="window.__pwned = 5" y="' in text for text in texts)
+    # The final figure's chart holds both names as data (JSON strings) and its hostile title.
+    assert any("t' onload='window.__pwned = 4' x='" in text for text in chart_texts)
+    assert any('s\\" onerror=\\"window.__pwned = 5\\" y=\\"' in text for text in chart_texts)
+    assert any("f' onmouseover='window.__pwned = 6' z='<b>" in text for text in chart_texts)
 
 
 def _chromium() -> str | None:

@@ -25,7 +25,8 @@ import pandas as pd
 
 from study.engine.studies.study_schema import Figure
 from study.report import data as report_data
-from study.report import book, figures, methods, pages, tables, views
+from study.report import book, charts, figures, methods, pages, tables, views
+from study.report.charts import script
 
 
 def build(db: str | Path, out: str | Path) -> list[Path]:
@@ -108,8 +109,11 @@ def _study_page(study: report_data.StudyResults, out: Path) -> tuple[Path, views
         svg = figures.svg(drawn.figure)
         export = f"{study.name}/figure-{i}-{spec.kind}.svg"
         (out / export).write_bytes(svg)
-        shown.append(views.Figure(views.Image(pages.data_uri(svg), drawn.alt), drawn.title,
-                                  export))
+        interactive = (charts.CHARTS[spec.kind](study, spec, palette)
+                       if spec.kind in charts.CHARTS else None)
+        shown.append(views.Figure(
+            views.Image(pages.data_uri(svg), drawn.alt), drawn.title, export,
+            views.Chart(f"chart-{i}", interactive.payload()) if interactive else None))
         if headline is None:
             headline = views.Image(pages.data_uri(svg), drawn.alt, "headline")
 
@@ -127,7 +131,7 @@ def _study_page(study: report_data.StudyResults, out: Path) -> tuple[Path, views
             caption=f"{s.name}: final metrics per {tables.grouping_text(group_by)}"),
         exports=[views.Link(f"{kind}.csv", f"{s.name}/{kind}.csv")
                  for kind in ("summary", "runs", "claims")],
-        figures=shown)
+        figures=shown, script=script.uri() if any(f.chart for f in shown) else "")
     path = out / f"{s.name}.html"
     path.write_text(pages.study_page(page), encoding="utf-8")
     card = views.Card(s.name, s.question, headline,

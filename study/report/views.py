@@ -46,10 +46,19 @@ class Image:
 
 
 @dataclass(frozen=True)
+class Chart:
+    """An interactive view of a figure: a Vega-Lite spec with its data (`charts.Chart.payload`),
+    written into the page as JSON and drawn there by the page's script."""
+    id: str
+    payload: dict
+
+
+@dataclass(frozen=True)
 class Figure:
-    image: Image
+    image: Image  # the static figure: shown without JavaScript, and printed
     title: str
     export: str  # the figure's SVG file, relative to the page
+    chart: Chart | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,7 @@ class StudyPage:
     summary: Table
     exports: list[Link]
     figures: list[Figure]
+    script: str = ""  # the charts' JavaScript as a data: URI; "" when the page has no chart
 
 
 @dataclass(frozen=True)

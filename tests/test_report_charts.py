@@ -1,0 +1,268 @@
+"""The report's interactive charts: their data are the database's numbers, and in a real browser
+(headless Chromium) every chart draws, its tooltips name the arm, seed and value stored for
+the point under the pointer, and its legend toggles arms.
+
+Database: the quick forms of xor (heatmap, learning curves) and optimizer_paths (final
+distance). Screenshots after each control is moved go to test-artifacts/reports/charts/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from study.cli import main
+from study.report import data as report_data
+from study.report import figures
+from study.report.charts import CHARTS, tables
+from tests.dependencies import require, require_module
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "reports" / "charts"
+STUDIES = ["xor", "optimizer_paths"]
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    db = tmp_path_factory.mktemp("charts") / "study.db"
+    files = [str(ROOT / "experiments" / f"{name}.toml") for name in STUDIES]
+    assert main(["run", *files, "--quick", "--db", str(db)]) == 0
+    return db
+
+
+@pytest.fixture(scope="module")
+def reports(database, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    assert main(["report", "--db", str(database), "--out", str(out)]) == 0
+    return out
+
+
+def _charts(database, name: str) -> dict[str, tables.Chart]:
+    [study] = report_data.load(database, only=name)
+    palette = figures.Palette(study)
+    return {spec.kind: CHARTS[spec.kind](study, spec, palette)
+            for spec in study.study.report.figures if spec.kind in CHARTS}
+
+
+def _rows(table: dict) -> list[dict]:
+    """loader.js's rows(), in Python: the column table as the chart sees it."""
+    out = [{} for _ in range(table["length"])]
+    for name, column in table["columns"].items():
+        for row, value in zip(out, column if isinstance(column, list) else
+                              [None if c < 0 else column["levels"][c] for c in column["codes"]]):
+            row[name] = value
+    return out
+
+
+def _stored(database, query: str, *args):
+    with sqlite3.connect(database) as connection:
+        return connection.execute(query, args).fetchall()
+
+
+def test_a_column_table_reads_back_as_the_frame_it_came_from():
+    import pandas as pd
+
+    frame = pd.DataFrame({"arm": ["a", "b", None, "a"], "seed": [0, 1, 2, 3],
+                          "value": [0.123456789, float("nan"), float("inf"), 2.0],
+                          "ok": [True, False, True, True]})
+    rows = _rows(json.loads(json.dumps(tables.column_table(frame), allow_nan=False)))
+    assert rows == [{"arm": "a", "seed": 0, "value": 0.12346, "ok": True},
+                    {"arm": "b", "seed": 1, "value": None, "ok": False},
+                    {"arm": None, "seed": 2, "value": None, "ok": True},
+                    {"arm": "a", "seed": 3, "value": 2, "ok": True}]
+
+
+def test_the_curves_dots_are_the_stored_history_of_each_seed(database):
+    chart = _charts(database, "xor")["curves"]
+    rows = _rows(chart.tables["curves"])
+    dots = [r for r in rows if r["layer"] == "seed"]
+    stored = {(arm, seed, step): loss for arm, seed, step, loss in _stored(
+        database, "SELECT r.arm, r.seed, h.step, h.loss FROM history h JOIN runs r "
+                  "ON h.run_key = r.key WHERE r.study = 'xor'")}
+    assert len(dots) == len(stored)  # quick xor logs 11 steps: every one has its dot
+    by_name = _arm_names(database, "xor")
+    for dot in dots:
+        value = stored[(by_name[dot["arm"]], dot["seed"], dot["step"])]
+        assert dot["value"] == pytest.approx(value, rel=1e-4), dot
+    medians = [r for r in rows if r["layer"] == "median"]
+    for median in medians[:20]:
+        same = [d["value"] for d in dots if d["activation"] == median["activation"]
+                and d["hidden"] == median["hidden"] and d["step"] == median["step"]]
+        assert median["value"] == pytest.approx(float(np.median(same)), rel=1e-4)
+        assert median["low"] <= median["value"] <= median["high"]
+
+
+def _arm_names(database, study: str) -> dict[str, str]:
+    """The arm's name as the report shows it -> the arm stored in the database."""
+    [results] = report_data.load(database, only=study)
+    return dict(zip(results.runs["name"].map(report_data.readable), results.runs["arm"]))
+
+
+def test_the_final_dots_are_the_stored_metric_of_each_run(database):
+    chart = _charts(database, "optimizer_paths")["final"]
+    dots = [r for r in _rows(chart.tables["final"]) if r["layer"] == "seed"]
+    stored = {(arm, seed): value for arm, seed, value in _stored(
+        database, "SELECT arm, seed, json_extract(metrics, '$.distance') FROM runs "
+                  "WHERE study = 'optimizer_paths' AND status = 'finished'")}
+    by_name = _arm_names(database, "optimizer_paths")
+    assert len(dots) == len(stored) > 0
+    for dot in dots:
+        assert dot["value"] == pytest.approx(stored[(by_name[dot["arm"]], dot["seed"])],
+                                             rel=1e-4)
+
+
+def test_the_heatmap_cells_are_the_share_of_seeds_that_solve(database):
+    chart = _charts(database, "xor")["heatmap"]
+    cells = _rows(chart.tables["cells"])
+    runs = _stored(database, "SELECT arm, seed, json_extract(metrics, '$.val_accuracy') "
+                             "FROM runs WHERE study = 'xor' AND status != 'failed'")
+    by_name = _arm_names(database, "xor")
+    [results] = report_data.load(database, only="xor")
+    settings = {arm: (report_data.readable(h), report_data.readable(a)) for arm, h, a in
+                zip(results.runs["arm"], results.runs["hidden"], results.runs["activation"])}
+    assert len(cells) == len(set(settings.values()))
+    for cell in cells:
+        seeds = sorted(seed for arm, seed, value in runs
+                       if settings[arm] == (cell["hidden"], cell["activation"]) and value >= 1.0)
+        total = sum(1 for arm, _, _ in runs if settings[arm] == (cell["hidden"],
+                                                                  cell["activation"]))
+        assert cell["value"] == pytest.approx(len(seeds) / total)
+        assert cell["seeds"] == (", ".join(map(str, seeds)) or "none")
+    assert by_name
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    require(executable is not None, "Chromium",
+            "Debian: apt-get install chromium (`make test` installs it where it runs as root)")
+    playwright = require_module("playwright.sync_api", "pip install -e '.[dev]'")
+    with playwright.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=executable, args=[
+            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield launched
+        launched.close()
+
+
+def _open(browser, path: Path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("request", lambda r: problems.append(f"network request: {r.url}")
+            if not r.url.startswith(("file:", "data:")) else None)
+    page.goto(path.as_uri(), wait_until="load")
+    page.wait_for_function("document.body.dataset.charts === 'drawn'", timeout=30_000)
+    return page, problems
+
+
+def test_every_chart_draws_and_hides_its_static_figure(reports, browser):
+    for name in STUDIES:
+        page, problems = _open(browser, reports / f"{name}.html")
+        states = page.eval_on_selector_all("figure[data-chart]", "els => els.map(e => [e.dataset"
+                                           ".state, getComputedStyle(e.querySelector('img'))"
+                                           ".display, e.querySelector('.chart svg, .chart canvas')"
+                                           " !== null])")
+        assert states and all(s == ["drawn", "none", True] for s in states), (name, states)
+        assert problems == [], problems
+        page.close()
+
+
+def _tooltip(page) -> dict[str, str]:
+    """vega-tooltip's table under the pointer, as {key: value}."""
+    page.wait_for_selector("#vg-tooltip-element.visible", timeout=5_000)
+    rows = page.eval_on_selector_all("#vg-tooltip-element tr", "rows => rows.map(r => "
+                                     "[r.querySelector('.key').textContent, "
+                                     "r.querySelector('.value').textContent])")
+    return {key.rstrip(":"): value for key, value in rows}
+
+
+def test_hovering_a_learning_curve_dot_shows_its_stored_arm_seed_step_and_value(
+        database, reports, browser):
+    page, problems = _open(browser, reports / "xor.html")
+    figure = page.locator("figure[data-chart]").nth(1)  # xor's figures: heatmap, then curves
+    dots = figure.locator("g.mark-symbol.role-mark path")  # not the legend's symbols
+    stored = {(arm, seed, step): loss for arm, seed, step, loss in _stored(
+        database, "SELECT r.arm, r.seed, h.step, h.loss FROM history h JOIN runs r "
+                  "ON h.run_key = r.key WHERE r.study = 'xor'")}
+    by_name = _arm_names(database, "xor")
+    checked = 0
+    for i in range(3, dots.count(), 11):  # 11: not a divisor of a step's dots, so steps vary
+        dots.nth(i).scroll_into_view_if_needed()
+        box = dots.nth(i).bounding_box()
+        if box is None or box["width"] == 0:
+            continue
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        on_top = page.evaluate("([x, y]) => document.elementFromPoint(x, y)"
+                               ".getAttribute('aria-roledescription')", [x, y])
+        if on_top != "circle":  # an axis line over a dot at the chart's edge
+            continue
+        page.mouse.move(x, y)
+        shown = _tooltip(page)
+        value = stored[(by_name[shown["arm"]], int(shown["seed"]), int(shown["step"]))]
+        assert float(shown["loss"]) == pytest.approx(value, rel=1e-3), shown
+        checked += 1
+    assert checked >= 8
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    figure.screenshot(path=str(ARTIFACTS / "xor-curves-tooltip.png"))
+    assert problems == [], problems
+    page.close()
+
+
+def test_hovering_a_heatmap_cell_names_its_share_and_seeds(database, reports, browser):
+    page, problems = _open(browser, reports / "xor.html")
+    figure = page.locator("figure[data-chart]").nth(0)
+    cells = figure.locator("g.mark-rect.role-mark path")  # not the colour legend's
+    assert cells.count() == 4  # quick xor: 2 architectures x 2 activations
+    cells.nth(0).scroll_into_view_if_needed()
+    box = cells.nth(0).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    shown = _tooltip(page)
+    assert set(shown) >= {"hidden", "activation", "runs"}
+    runs = _stored(database, "SELECT hidden, activation, val FROM (SELECT json_extract(config, "
+                             "'$.model.hidden') AS hidden, json_extract(config, "
+                             "'$.model.activation') AS activation, json_extract(metrics, "
+                             "'$.val_accuracy') AS val FROM runs WHERE study = 'xor')")
+    same = [val for hidden, activation, val in runs
+            if re.sub(r"\s", "", hidden) == shown["hidden"] and activation == shown["activation"]]
+    assert int(shown["runs"]) == len(same) > 0
+    share = [v for k, v in shown.items() if k.startswith("share")][0]
+    assert float(share) == pytest.approx(sum(v >= 1.0 for v in same) / len(same), abs=1e-3)
+    assert problems == [], problems
+    page.close()
+
+
+def test_clicking_a_legend_entry_fades_the_other_arms(reports, browser):
+    page, problems = _open(browser, reports / "optimizer_paths.html")
+    figure = page.locator("figure[data-chart]").first
+    figure.scroll_into_view_if_needed()
+    before = figure.screenshot()
+    entries = figure.locator("g.role-legend-symbol path")
+    assert entries.count() >= 2
+    entries.nth(0).click()
+    page.wait_for_timeout(300)
+    after = figure.screenshot()
+    assert before != after
+    opacities = figure.locator("g.mark-symbol.role-mark path").evaluate_all(
+        "els => els.map(e => Number(e.getAttribute('opacity') ?? e.style.opacity ?? 1))")
+    faded = [o for o in opacities if o < 0.1]
+    assert faded and len(faded) < len(opacities), opacities
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "optimizer_paths-final-legend.png").write_bytes(after)
+    assert problems == [], problems
+    page.close()
