@@ -3,6 +3,7 @@ the quick form runs end to end with its verdicts stored."""
 
 import pathlib
 import sqlite3
+import tomllib
 
 import pandas as pd
 import pytest
@@ -43,6 +44,17 @@ def test_every_study_has_the_seeds_its_claims_need(path):
     assert units_of_claims(study) >= need, (
         f"{path.name}: {len(tested)} tested claims need {need} units; the file gives "
         f"{units_of_claims(study)}")
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_every_optimizer_path_study_writes_its_start(path):
+    # The schema's default start is the bowls' (-7, 2): a study of another function must say
+    # where its walks begin, in [data] or on an axis.
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    if raw.get("task") != "optimizer_path":
+        return
+    assert "start" in raw["data"] or any("start" in raw.get(section, {})
+                                         for section in ("grid", "zip")), path.name
 
 
 def _run_quick(tmp_path, name):

@@ -52,17 +52,27 @@ def activation_histograms(config: RunConfig, seed: int, record: RunRecord) -> No
     record.status = "finished"
 
 
+# A walk is stopped at the first update that leaves the box |x|, |y| <= 1e6 (10^5 times the
+# widest plotting window) or is not finite: its path is kept up to there. Past the box a step of
+# these functions soon overflows float32 (Beale's (x y^3)^2 at 1e6 is 1e48).
+BOUND = 1e6
+# Escaping the centre (`escape_step`): f at least this far below f at the centre. Only where
+# the centre is no minimum (the saddle's stationary point (0, 0)) can a path get there.
+ESCAPE_DROP = 1.0
+
+
 def optimizer_path(config: RunConfig, seed: int, record: RunRecord) -> None:
     """DLFS 6.1.7: an optimizer walks f(x, y) from a start point; the path is the record.
 
     f is the data's function in `surfaces.SURFACES`. The two coordinates are the weights of a
     Keras model whose output is f itself, trained by `fit` with the run's optimizer (so
-    clipping, schedules and every base argument apply). Metrics, with (x, y) measured from the
-    function's centre (its minimum; the saddle's stationary point (0, 0)): distance to it and f
-    at the end, path length, how often y changed sign (the zig-zag of SGD on the anisotropic
-    bowl), how far the path ran past the centre along x (`x_overshoot`, in the direction it set
-    out: momentum's ball rolling past the bottom) and the first update at which |x| is at most
-    half its start (`x_halved_at_step`, None if never). Artifact `path`: [[x, y], ...].
+    clipping, schedules and every base argument apply). The walk stops early at the first
+    update whose point is not finite or lies outside |x|, |y| <= BOUND (`stopped_at_step`):
+    the run is `diverged` if the point is not finite or f there is not below f at the start
+    (the steps grew unstable and ran uphill), `finished` if f is below it (the walk escaped
+    downhill: only a function unbounded below, the saddle, allows that). Metrics: see
+    `path_metrics`. Artifact `path`: [[x, y], ...], the start and each update's point, up to
+    the last finite one.
     """
     d, t = config.data, config.training
     start = np.asarray(d.start, dtype="float32")
@@ -73,27 +83,58 @@ def optimizer_path(config: RunConfig, seed: int, record: RunRecord) -> None:
     model = keras.Sequential([keras.Input((1,)), point])
     model.compile(optimizer=models.make_optimizer(t), loss=lambda _, f: keras.ops.mean(f))
     path = [start.tolist()]
-    recorder = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs=None: path.append(
-        keras.ops.convert_to_numpy(point.xy).tolist()))
+
+    def record_point(batch, logs=None):
+        xy = keras.ops.convert_to_numpy(point.xy)
+        path.append(xy.tolist())
+        if not (np.isfinite(xy).all() and np.abs(xy).max() <= BOUND):
+            model.stop_training = True
+
+    recorder = keras.callbacks.LambdaCallback(on_train_batch_end=record_point)
     dummy = np.zeros((t.steps, 1), "float32")  # one epoch of `steps` batches of one
     model.fit(dummy, dummy, batch_size=1, epochs=1, shuffle=False, verbose=0,
               callbacks=[recorder])
     xy = np.asarray(path, dtype=np.float64)
+    stopped = len(xy) - 1 if len(xy) - 1 < t.steps or not _inside(xy[-1]) else None
+    finite = xy[np.isfinite(xy).all(axis=1)]
+    record.metrics = {"steps": t.steps, **path_metrics(finite, surface),
+                      "stopped_at_step": stopped}
+    record.artifacts = {"path": finite.tolist()}
+    escaped_downhill = (stopped is not None and len(finite) == len(xy)
+                        and surface.value(*xy[-1]) < surface.value(*xy[0]))
+    record.status = "finished" if stopped is None or escaped_downhill else "diverged"
+
+
+def _inside(point: np.ndarray) -> bool:
+    return bool(np.isfinite(point).all() and np.abs(point).max() <= BOUND)
+
+
+def path_metrics(xy: np.ndarray, surface) -> dict[str, Any]:
+    """The metrics of a path `xy` ([[x, y], ...], float64, finite) on `surface`, with (x, y)
+    measured from its centre (the minimum; the saddle's stationary point (0, 0)): distance to
+    it and f at the end (`distance`, `final_value`), the gradient's norm there
+    (`final_gradient_norm`: ~0 where the walk has come to rest in a minimum), path length, how
+    often y changed sign (the zig-zag of SGD on the anisotropic bowl), `along_x`'s
+    `x_overshoot` and `x_halved_at_step`, and `escape_step`: the first update with f at least
+    ESCAPE_DROP below f at the centre (None if never; never where the centre is the minimum).
+    """
     steps = np.diff(xy, axis=0)
     # From the centre: subtracting the bowls' (0, 0) changes no bit of their metrics.
     centred = xy - np.asarray(surface.centre)
     ys = np.sign(centred[:, 1])
     final = xy[-1]
-    record.metrics = {
-        "steps": t.steps, "final_x": final[0], "final_y": final[1],
+    values = surface.value(xy[:, 0], xy[:, 1])
+    below = np.flatnonzero(values <= surface.value(*surface.centre) - ESCAPE_DROP)
+    return {
+        "final_x": final[0], "final_y": final[1],
         "distance": float(np.hypot(*centred[-1])),
         "final_value": float(surface.value(final[0], final[1])),
+        "final_gradient_norm": float(np.hypot(*surface.gradient(final[0], final[1]))),
         "path_length": float(np.hypot(steps[:, 0], steps[:, 1]).sum()),
         "y_sign_changes": int(np.sum(ys[1:] * ys[:-1] < 0)),
         **along_x(centred[:, 0]),
+        "escape_step": int(below[0]) if below.size else None,
     }
-    record.artifacts = {"path": xy.tolist()}
-    record.status = "finished" if np.isfinite(xy).all() else "diverged"
 
 
 def along_x(xs: np.ndarray) -> dict[str, Any]:
