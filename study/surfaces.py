@@ -131,3 +131,26 @@ SURFACES = {s.name: s for s in [
             "Rastrigin (1974); window the usual domain [-5.12, 5.12]²; no standard start: "
             "ours, several local minima away from the global one"),
 ]}
+
+
+# Functions whose values over the window span orders of magnitude (Rosenbrock's walls reach
+# 10^4 around a valley floor near 0): evenly spaced contour levels would all crowd the walls.
+LOG_LEVELS = ("rosenbrock", "beale")
+
+
+def contour_grid(surface: Surface, points: int = 200) -> tuple[np.ndarray, np.ndarray,
+                                                                np.ndarray, np.ndarray]:
+    """`(xs, ys, f, levels)` over the surface's window: the mesh, the values and `CONTOURS`
+    levels, geometric for LOG_LEVELS (from just above the window's lowest value), else even."""
+    xs, ys = np.meshgrid(np.linspace(*surface.x_range, points),
+                         np.linspace(*surface.y_range, points))
+    f = surface.value(xs, ys)
+    if surface.name in LOG_LEVELS:
+        low = max(float(f.min()), 1e-5 * float(f.max()))
+        levels = np.geomspace(low, float(f.max()), CONTOURS + 2)[1:-1]
+    else:
+        levels = np.linspace(float(f.min()), float(f.max()), CONTOURS + 2)[1:-1]
+    return xs, ys, f, levels
+
+
+CONTOURS = 12

@@ -2,8 +2,8 @@
 (headless Chromium) every chart draws, its tooltips name the arm, seed and value stored for
 the point under the pointer, and its legend toggles arms.
 
-Database: the quick forms of xor (heatmap, learning curves) and optimizer_paths (final
-distance). Screenshots after each control is moved go to test-artifacts/reports/charts/.
+Database: the quick forms of xor (heatmap, learning curves), optimizer_paths (paths, final
+distance) and optimizer_landscapes (paths over learning rates). Screenshots after each control is moved go to test-artifacts/reports/charts/.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.dependencies import require, require_module
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "reports" / "charts"
-STUDIES = ["xor", "optimizer_paths"]
+STUDIES = ["xor", "optimizer_paths", "optimizer_landscapes"]
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +249,7 @@ def test_hovering_a_heatmap_cell_names_its_share_and_seeds(database, reports, br
 
 def test_clicking_a_legend_entry_fades_the_other_arms(reports, browser):
     page, problems = _open(browser, reports / "optimizer_paths.html")
-    figure = page.locator("figure[data-chart]").first
+    figure = page.locator("figure[data-chart]").nth(1)  # its figures: paths, then final
     figure.scroll_into_view_if_needed()
     before = figure.screenshot()
     entries = figure.locator("g.role-legend-symbol path")
@@ -266,3 +266,60 @@ def test_clicking_a_legend_entry_fades_the_other_arms(reports, browser):
     (ARTIFACTS / "optimizer_paths-final-legend.png").write_bytes(after)
     assert problems == [], problems
     page.close()
+
+
+def _readouts(figure) -> list[str]:
+    return [t for t in figure.locator("g.mark-text.role-mark text").all_text_contents() if t]
+
+
+def test_the_learning_rate_slider_and_seed_picker_redraw_paths_and_read_out_stored_numbers(
+        database, reports, browser):
+    page, problems = _open(browser, reports / "optimizer_landscapes.html")
+    figure = page.locator("figure[data-chart]").first
+    figure.scroll_into_view_if_needed()
+    slider = figure.locator("input[type=range]")
+    picker = figure.locator("select")
+    runs = _stored(database, "SELECT json_extract(config, '$.data.dataset'), "
+                             "json_extract(config, '$.training.optimizer'), "
+                             "json_extract(config, '$.training.learning_rate'), seed, "
+                             "json_extract(metrics, '$.distance'), "
+                             "json_extract(metrics, '$.path_length'), status FROM runs "
+                             "WHERE study = 'optimizer_landscapes'")
+    rates = sorted({rate for _, _, rate, *_ in runs})
+    seeds = sorted({seed for _, _, _, seed, *_ in runs})
+    pictures = set()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for rank, rate in enumerate(rates):
+        for seed in seeds:
+            slider.fill(str(rank))
+            picker.select_option(str(seed))
+            page.wait_for_timeout(200)
+            texts = _readouts(figure)
+            header = f"learning rate {rate:.3g}, seed {seed}"
+            assert header in texts, (header, texts)
+            # Each stored run at this rate and seed has its line (one panel per function),
+            # with its numbers as stored; no other line.
+            lines = [t for t in texts if t != header and not t.startswith("learning rate")]
+            for function, optimizer, run_rate, run_seed, distance, length, status in runs:
+                if (run_rate, run_seed) != (rate, seed):
+                    continue
+                match = [line for line in lines if _reads(line, optimizer, distance, length,
+                                                           status)]
+                assert match, (function, optimizer, distance, length, lines)
+                lines.remove(match[0])
+            assert lines == []
+            picture = figure.screenshot()
+            pictures.add(picture)
+            (ARTIFACTS / f"landscapes-rate{rank}-seed{seed}.png").write_bytes(picture)
+    assert len(pictures) == len(rates) * len(seeds)  # every rate and start draws other paths
+    assert problems == [], problems
+    page.close()
+
+
+def _reads(line: str, optimizer: str, distance: float, length: float, status: str) -> bool:
+    """Whether a read-out line shows this run: "sgd: distance 1.55, path length 1.01"."""
+    shown = re.fullmatch(r"(\w+): distance (\S+), path length (\S+)( \((\w+)\))?", line)
+    assert shown, line
+    return (shown[1] == optimizer and float(shown[2]) == pytest.approx(distance, rel=6e-3)
+            and float(shown[3]) == pytest.approx(length, rel=6e-3)
+            and (shown[5] or "finished") == status)

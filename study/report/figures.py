@@ -32,7 +32,7 @@ import seaborn as sns  # noqa: E402
 
 from study.engine.results import stats  # noqa: E402
 from study.engine.studies.study_schema import Figure  # noqa: E402
-from study.surfaces import SURFACES  # noqa: E402
+from study.surfaces import SURFACES, contour_grid  # noqa: E402
 from study.report.data import StudyResults, readable  # noqa: E402
 
 # Deterministic SVG: ids from a fixed salt, no date in the metadata.
@@ -286,6 +286,9 @@ def paths(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
     hue = spec.hue or "optimizer"
     panel = spec.col or "dataset"
     frame = frame[frame["seed"] == frame["seed"].min()]  # one start: paths are deterministic
+    rate = middle_rate(frame, panel, hue)
+    if rate is not None:  # a rate per hue and panel: the middle one (the page's slider: all)
+        frame = frame[frame["learning_rate"] == rate]
     panels = list(dict.fromkeys(frame[panel]))
     figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
     colours = palette(hue)
@@ -293,11 +296,11 @@ def paths(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
         # Panels by another axis than the dataset draw no contours (no one function).
         surface = SURFACES.get(value)
         if surface:
-            xs, ys = np.meshgrid(np.linspace(*surface.x_range, 200),
-                                 np.linspace(*surface.y_range, 200))
-            axis.contour(xs, ys, surface.value(xs, ys), levels=12, colors="0.75",
-                         linewidths=0.6)
+            xs, ys, f, levels = contour_grid(surface)
+            axis.contour(xs, ys, f, levels=levels, colors="0.75", linewidths=0.6)
             axis.plot(*surface.centre, "k+", markersize=10)
+            axis.set_xlim(*surface.x_range)  # a path that leaves the window is cut at its edge
+            axis.set_ylim(*surface.y_range)
         for _, run in frame[frame[panel] == value].iterrows():
             points = np.asarray(run["value"])
             axis.plot(points[:, 0], points[:, 1], "-o", markersize=2, linewidth=1,
@@ -306,12 +309,24 @@ def paths(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
         axis.set_xlabel("x")
         axis.set_ylabel("y")
     axes[0][-1].legend(fontsize=7, loc="upper right")
-    title = spec.title or "Optimizer paths from the same start (first seed)"
+    title = spec.title or ("Optimizer paths from the same start (first seed)" + (
+        f", learning rate {rate:g}" if rate is not None else ""))
     figure.suptitle(title)
     alt = (f"Contour plots of {', '.join(str(p) for p in panels)} with the path of each "
-           f"{hue} over its updates from the first seed's start; the function's minimum (a "
-           f"saddle's stationary point) is marked with a cross.")
+           f"{hue} over its updates from the first seed's start"
+           + (f" at learning rate {rate:g}" if rate is not None else "")
+           + "; the function's minimum (a saddle's stationary point) is marked with a cross.")
     return Drawn(figure, title, alt)
+
+
+def middle_rate(frame: pd.DataFrame, panel: str, hue: str) -> float | None:
+    """The middle of the learning rates a study crosses with its optimizers (each hue of each
+    panel walked at several), or None when each walks at one."""
+    if "learning_rate" not in frame or frame.groupby([panel, hue])["learning_rate"].nunique(
+            ).min() < 2:
+        return None
+    rates = sorted(frame["learning_rate"].astype(float).unique())
+    return rates[len(rates) // 2]
 
 
 def gradients(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from study.engine.results.store import RunRecord
+from study.engine.studies.identity import REVISED_SURFACES
 from study.engine.studies.run_schema import RunConfig
 from study.engine.training import models
 from study.surfaces import SURFACES
@@ -66,7 +67,9 @@ def optimizer_path(config: RunConfig, seed: int, record: RunRecord) -> None:
 
     f is the data's function in `surfaces.SURFACES`. The two coordinates are the weights of a
     Keras model whose output is f itself, trained by `fit` with the run's optimizer (so
-    clipping, schedules and every base argument apply). The walk stops early at the first
+    clipping, schedules and every base argument apply). On the functions of
+    `REVISED_SURFACES` (all but the two bowls, whose runs keep their revision-2 form) the
+    walk stops early at the first
     update whose point is not finite or lies outside |x|, |y| <= BOUND (`stopped_at_step`):
     the run is `diverged` if the point is not finite or f there is not below f at the start
     (the steps grew unstable and ran uphill), `finished` if f is below it (the walk escaped
@@ -83,11 +86,14 @@ def optimizer_path(config: RunConfig, seed: int, record: RunRecord) -> None:
     model = keras.Sequential([keras.Input((1,)), point])
     model.compile(optimizer=models.make_optimizer(t), loss=lambda _, f: keras.ops.mean(f))
     path = [start.tolist()]
+    # The bowls' runs were keyed before the stop rule (revision 2): they walk and are measured
+    # exactly as then, so that a stored run and a new one under the same key agree.
+    stops = d.dataset in REVISED_SURFACES
 
     def record_point(batch, logs=None):
         xy = keras.ops.convert_to_numpy(point.xy)
         path.append(xy.tolist())
-        if not (np.isfinite(xy).all() and np.abs(xy).max() <= BOUND):
+        if stops and not _inside(xy):
             model.stop_training = True
 
     recorder = keras.callbacks.LambdaCallback(on_train_batch_end=record_point)
@@ -95,6 +101,13 @@ def optimizer_path(config: RunConfig, seed: int, record: RunRecord) -> None:
     model.fit(dummy, dummy, batch_size=1, epochs=1, shuffle=False, verbose=0,
               callbacks=[recorder])
     xy = np.asarray(path, dtype=np.float64)
+    if not stops:
+        metrics = path_metrics(xy, surface)
+        record.metrics = {"steps": t.steps, **{k: v for k, v in metrics.items()
+                                               if k not in ("final_gradient_norm", "escape_step")}}
+        record.artifacts = {"path": xy.tolist()}
+        record.status = "finished" if np.isfinite(xy).all() else "diverged"
+        return
     stopped = len(xy) - 1 if len(xy) - 1 < t.steps or not _inside(xy[-1]) else None
     finite = xy[np.isfinite(xy).all(axis=1)]
     record.metrics = {"steps": t.steps, **path_metrics(finite, surface),
