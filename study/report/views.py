@@ -101,6 +101,7 @@ class StudyPage:
     counts: str
     intervals: str
     summary: Table
+    pivot: Table | None  # the main table of a study of two settings (None: the summary is)
     exports: list[Link]
     figures: list[Figure]
 
