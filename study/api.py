@@ -105,20 +105,30 @@ class Results:
         return list(rows["run_keys"].iloc[0])
 
     @functools.cached_property
+    def names(self) -> dict[str, str]:
+        """run key -> its arm's name as the report shows it ("Adam lr=0.3")."""
+        from study.report import data as report_data
+
+        return report_data.names(self.db, self.study)
+
+    @functools.cached_property
     def runs(self):
-        """One row per run: axes, status, metrics (`study.results.runs`)."""
+        """One row per run: axes, status, metrics (`study.results.runs`), and beside the
+        stored `arm` label the arm's `name` as the report's tables and legends show it."""
         from study import results
 
         frame = results.runs(self.db, study=self.study)
-        return frame[frame["key"].isin(self.keys)].reset_index(drop=True)
+        frame = frame[frame["key"].isin(self.keys)].reset_index(drop=True)
+        return _with_names(frame, "key", self.names)
 
     @functools.cached_property
     def history(self):
-        """One row per run and logged step (`study.results.history`)."""
+        """One row per run and logged step (`study.results.history`), with `name` too."""
         from study import results
 
         frame = results.history(self.db, study=self.study)
-        return frame[frame["run_key"].isin(self.keys)].reset_index(drop=True)
+        frame = frame[frame["run_key"].isin(self.keys)].reset_index(drop=True)
+        return _with_names(frame, "run_key", self.names)
 
     @functools.cached_property
     def claims(self):
@@ -146,6 +156,13 @@ class Results:
                              f"{DRAWN_FROM.get(spec.kind, '')}")
         plt.close(drawn.figure)  # shown once, as the cell's value, not again by pyplot
         return drawn.figure
+
+
+def _with_names(frame, key: str, names: Mapping[str, str]):
+    """`frame` with the column `name` right after `arm` (the stored label)."""
+    frame = frame.copy()
+    frame.insert(list(frame.columns).index("arm") + 1, "name", frame[key].map(names))
+    return frame
 
 
 def _figure_spec(kind: str, options: Mapping[str, Any]):

@@ -54,6 +54,11 @@ def test_a_study_file_runs_and_its_frames_are_study_results_frames(ran):
     for got, expected in ((result.runs, results.runs(db, study="api-xor")),
                           (result.history, results.history(db, study="api-xor")),
                           (result.claims, results.claims(db, study="api-xor"))):
+        if "seed" in expected:  # runs and history: the arm's name beside its stored label
+            assert list(got.columns).index("name") == list(got.columns).index("arm") + 1
+            assert set(got["name"]) == {f"{o} lr={r}" for o in ("SGD", "Adam")
+                                        for r in (0.05, 0.5)}
+            got = got.drop(columns="name")
         assert list(got.columns) == list(expected.columns)
         pd.testing.assert_frame_equal(got, expected)  # the database holds this study alone
     assert {"optimizer", "learning_rate", "val_accuracy", "train_loss"} <= set(result.runs)

@@ -97,7 +97,7 @@ def _study_page(text: str) -> views.StudyPage:
         definition=text,
         book=views.BookSection(text, text, _table(text, "book"), findings),
         claims_method=text, power=text, claims=_table(text, "claims"), counts=text,
-        intervals=text, summary=_table(text, "results"),
+        intervals=text, summary=_table(text, "results"), pivot=_table(text, "results pivot"),
         exports=[views.Link(text, text), views.Link(text, text)],
         figures=[views.Figure(views.Image(SRC, text), text, text)])
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from study.engine.studies.study_schema import Figure
 from study.report import data as report_data
-from study.report import book, charts, figures, methods, pages, tables, views
+from study.report import book, charts, figures, methods, pages, pivot, tables, views
 from study.report.charts import script
 
 
@@ -99,6 +99,7 @@ def _study_page(study: report_data.StudyResults, out: Path) -> tuple[Path, views
         folder / "runs.csv", index=False)
     claims = tables.claims_table(study.claims)
     claims.to_csv(folder / "claims.csv", index=False)
+    pivot_view, exported = _pivot(study, folder)
 
     palette = figures.Palette(study)
     shown, headline = [], None
@@ -129,8 +130,9 @@ def _study_page(study: report_data.StudyResults, out: Path) -> tuple[Path, views
         summary=tables.summary_table(
             summary, metrics, by=group_by,
             caption=f"{s.name}: final metrics per {tables.grouping_text(group_by)}"),
+        pivot=pivot_view,
         exports=[views.Link(f"{kind}.csv", f"{s.name}/{kind}.csv")
-                 for kind in ("summary", "runs", "claims")],
+                 for kind in (*exported, "summary", "runs", "claims")],
         figures=shown, script=script.uri() if any(f.chart for f in shown) else "")
     path = out / f"{s.name}.html"
     path.write_text(pages.study_page(page), encoding="utf-8")
@@ -138,6 +140,20 @@ def _study_page(study: report_data.StudyResults, out: Path) -> tuple[Path, views
                       [views.Verdict(c["verdict"], c["claim"]) for _, c in claims.iterrows()],
                       _counts_text(counts), f"{study.runs['wall_time'].sum() / 60:.1f}", s.quick)
     return path, card
+
+
+def _pivot(study: report_data.StudyResults, folder: Path) -> tuple[views.Table | None,
+                                                                     list[str]]:
+    """The page's pivot table and its export `pivot.csv` (the cells' values, rows ×
+    columns), or none (a stale export removed)."""
+    spec = pivot.spec_of(study)
+    export = folder / "pivot.csv"
+    if spec is None:
+        export.unlink(missing_ok=True)
+        return None, []
+    found = pivot.cells(study, spec)
+    pivot.wide(found, spec).to_csv(export, index=False)
+    return pivot.table(study, spec, found), ["pivot"]
 
 
 def _setup(study: report_data.StudyResults) -> str:

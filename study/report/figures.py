@@ -81,7 +81,7 @@ class Palette:
 
     def __call__(self, column: str) -> dict:
         if column not in self.cache:
-            values = list(dict.fromkeys(self.data.runs[column].map(readable)))
+            values = list(dict.fromkeys(readable(v, column) for v in self.data.runs[column]))
             colours = sns.color_palette("tab10" if len(values) <= 10 else "husl", len(values))
             self.cache[column] = dict(zip(values, colours))
         return self.cache[column]
@@ -92,7 +92,7 @@ def _as_text(frame: pd.DataFrame, columns) -> pd.DataFrame:
     frame = frame.copy()
     for column in columns:
         if column and column in frame:
-            frame[column] = frame[column].map(readable)
+            frame[column] = frame[column].map(lambda v, c=column: readable(v, c))
     return frame
 
 
@@ -304,7 +304,7 @@ def paths(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
         for _, run in frame[frame[panel] == value].iterrows():
             points = np.asarray(run["value"])
             axis.plot(points[:, 0], points[:, 1], "-o", markersize=2, linewidth=1,
-                      color=colours[readable(run[hue])], label=readable(run[hue]))
+                      color=colours[readable(run[hue], hue)], label=readable(run[hue], hue))
         axis.set_title(f"f(x, y) = {surface.formula}" if surface else str(value))
         axis.set_xlabel("x")
         axis.set_ylabel("y")
@@ -334,7 +334,7 @@ def gradients(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | Non
     if frame.empty:
         return None
     hue = spec.hue or "name"
-    rows = [{"name": r["name"], hue: readable(r[hue]) if hue in r else r["name"],
+    rows = [{"name": r["name"], hue: readable(r[hue], hue) if hue in r else r["name"],
              "layer": g["layer"], "norm": g["norm"]}
             for _, r in frame.iterrows() for g in r["value"]]
     long = pd.DataFrame(rows)

@@ -110,6 +110,7 @@ class StudyPage:
     counts: str
     intervals: str
     summary: Table
+    pivot: Table | None  # the main table of a study of two settings (None: the summary is)
     exports: list[Link]
     figures: list[Figure]
     script: str = ""  # the charts' JavaScript as a data: URI; "" when the page has no chart

@@ -16,6 +16,7 @@ re-reading of stored study files) components are checked by name only: nothing i
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from study.engine.studies.identity import arm_name, label, run_key, selects
 from study.engine.studies.quick import apply_quick
 from study.engine.studies.resolved import validated_config, with_overrides
 from study.engine.studies.run_schema import RunConfig
+from study.engine.studies.setting_words import setting
 from study.engine.studies.study_schema import (Claim, RandomSearch, ReportSpec, Search,
                                                StudyFile)
 
@@ -246,6 +248,7 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
         # be reported as selecting nothing, burying the one problem that matters.
         problems += check_claims(study)
         problems += check_names(study)
+        problems += check_pivot(study)
     if problems:
         raise ConfigError(source, problems)
     return study
@@ -276,6 +279,36 @@ def check_names(study: Study) -> list[str]:
     arms = list(dict.fromkeys(arm_name(spec.overrides) for spec in study.runs))
     return [f"report.names: {key!r} is not the name of an arm; the arms are: {'; '.join(arms)}"
             for key in study.report.names if key not in arms]
+
+
+def check_pivot(study: Study) -> list[str]:
+    """`[report] pivot` names settings the study varies, and each of its cells holds one arm
+    (the rows' and columns' settings together tell every two arms apart)."""
+    pivot = study.report.pivot
+    if pivot is None:
+        return []
+    if study.search is not None:
+        return ["report.pivot: a search's table has a row per round, not per arm: leave "
+                "pivot out"]
+    arms = list({spec.arm: spec.overrides for spec in study.runs}.values())
+    varied = list(dict.fromkeys(setting(path) for arm in arms for path in arm))
+    named = [setting(n) for side in (pivot.rows, pivot.columns)
+             for n in ([side] if isinstance(side, str) else side)]
+    unknown = [n for n in named if n not in varied]
+    if unknown:
+        return [f"report.pivot: {', '.join(map(repr, unknown))} is not a setting the study "
+                f"varies; the settings are: {', '.join(varied)}"]
+    cells: dict[str, list[str]] = {}
+    for arm in arms:
+        cell = json.dumps({p: v for p, v in arm.items() if setting(p) in named},
+                          sort_keys=True)
+        cells.setdefault(cell, []).append(arm_name(arm))
+    mixed = next((names for names in cells.values() if len(names) > 1), None)
+    if mixed:
+        rest = [n for n in varied if n not in named]
+        return [f"report.pivot: a cell would hold {len(mixed)} arms ({'; '.join(mixed)}): "
+                f"add {' or '.join(rest)} to rows or columns"]
+    return []
 
 
 def check_claims(study: Study) -> list[str]:

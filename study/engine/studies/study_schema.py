@@ -141,6 +141,33 @@ class Figure(Strict):
     validation: bool = True
 
 
+class Pivot(Strict):
+    """`[report] pivot`: the page's main table as rows × columns of settings (their last
+    names; `batch_norm` takes `batch_norm_args` along; a list joins several), each cell one
+    arm's median of `metric` (default: the first of `metrics`) with its interval, or with
+    `threshold` the share of its runs reaching it."""
+
+    rows: str | list[str]
+    columns: str | list[str]
+    metric: str | None = None
+    threshold: float | None = None
+
+    @model_validator(mode="after")
+    def _distinct_settings(self):
+        rows, columns = _names(self.rows), _names(self.columns)
+        if not rows or not columns or "" in rows + columns:
+            raise ValueError("rows and columns each name a setting the study varies, or a "
+                             "list of them")
+        if len(set(rows + columns)) != len(rows + columns):
+            raise ValueError(f"a setting is named twice in rows {rows} and columns {columns}: "
+                             f"each setting goes to the rows or to the columns, once")
+        return self
+
+
+def _names(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
 class ReportSpec(Strict):
     """`[report]`: the columns of the results table and the figures of the study's page."""
 
@@ -151,6 +178,8 @@ class ReportSpec(Strict):
     figures: list[Figure] = []
     # Display names of arms: the automatic name (its varied values) -> a short one.
     names: dict[str, str] = {}
+    # The main table as a pivot; studies that vary two settings get one without it.
+    pivot: Pivot | None = None
 
     @field_validator("group_by")
     @classmethod
