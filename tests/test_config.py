@@ -272,6 +272,7 @@ LATER_SETTINGS = [
     (("training", "augment_shift"), 0, 1),
     (("training", "ensemble"), 1, 2),
     (("training", "record_gradients"), False, True),
+    (("training", "record_boundaries"), False, True),
     (("training", "history_validation_size"), None, 1000),
     (("model", "activation_args"), {}, {"negative_slope": 0.1}),
     (("model", "dropout_args"), {}, {"seed": 1}),

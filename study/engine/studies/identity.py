@@ -23,6 +23,7 @@ ADDED_LATER = {("task",): "train", ("model", "use_bias"): True, ("data", "n_poin
                ("data", "dim"): 100, ("data", "start"): [-7.0, 2.0], ("data", "start_jitter"): 0.0,
                ("data", "target"): "digit", ("training", "augment_shift"): 0,
                ("training", "ensemble"): 1, ("training", "record_gradients"): False,
+               ("training", "record_boundaries"): False,
                ("training", "history_validation_size"): None,
                ("model", "activation_args"): {}, ("model", "dropout_args"): {},
                ("model", "batch_norm_args"): {}, ("model", "residual_args"): {},

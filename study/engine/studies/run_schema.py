@@ -41,6 +41,7 @@ def _none_is_null(value):
 
 
 OWN_DATASETS = ("npz", "csv")  # your own data, read by study.own_data
+PLANE_DATASETS = ("xor", "xor_cloud")  # two input features: a boundary to draw over the plane
 OWN_ONLY = ("path", "label", "features", "test_path", "validation_fraction", "test_fraction",
             "scale")
 
@@ -300,6 +301,9 @@ class Training(Strict):
     ensemble: PositiveInt = 1
     # Before training: per-layer norms of the loss's gradient on the first batch.
     record_gradients: bool = False
+    # The 2-D datasets (xor, xor_cloud): P(class 1) on a grid over the plane after every
+    # logged step (each history row), artifact `boundary_steps` (study.boundary_frames).
+    record_boundaries: bool = False
     # History rows (and early stopping without a split) judge the first N validation samples
     # (None: all of them); the final val_* metrics always use the whole validation split.
     history_validation_size: PositiveInt | None = None
@@ -364,9 +368,14 @@ class RunConfig(Strict):
                                  f"of an MNIST image")
         if t is not None and (problem := early_stopping_split_problem(d, t)):
             raise ValueError(problem)
+        if t is not None and t.record_boundaries and d.dataset not in PLANE_DATASETS:
+            raise ValueError(f"record_boundaries draws the decision boundary over the plane: it "
+                             f"applies only to the 2-D datasets "
+                             f"{' / '.join(map(repr, PLANE_DATASETS))}, not {d.dataset!r}")
         if t is not None and self.task != "train":
             for name, value in (("ensemble", t.ensemble > 1),
                                 ("record_gradients", t.record_gradients),
+                                ("record_boundaries", t.record_boundaries),
                                 ("sampling", t.sampling != "permutation")):
                 if value:
                     raise ValueError(f"training.{name} applies only to task 'train', not "

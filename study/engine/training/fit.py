@@ -18,6 +18,7 @@ from study.engine.studies import components
 from study.engine.studies.run_schema import EarlyStopping, RunConfig, Training
 from study.engine.training import graph_key, models, reuse
 from study.engine.training.batches import Plan, training_batches
+from study.engine.training.probes import BoundaryFrames
 
 
 def epochs_of(t: Training, n: int) -> tuple[int, int]:
@@ -80,8 +81,9 @@ def reused_member(config: RunConfig, dataset: datasets.Dataset, seed: int) -> mo
 
 
 def fit_member(compiled: models.Compiled, config: RunConfig, dataset: datasets.Dataset,
-               seed: int) -> HistoryRecorder:
-    """Train `compiled` on the batches of `seed`; its history (and whether it diverged)."""
+               seed: int, frames: BoundaryFrames | None = None) -> HistoryRecorder:
+    """Train `compiled` on the batches of `seed`; its history (and whether it diverged).
+    `frames` (record_boundaries) takes the decision boundary at every history row's step."""
     t = config.training
     steps_per_epoch, epochs = epochs_of(t, len(dataset.train.x))
     x, y = dataset.train.x, compiled.targets(dataset.train.y)
@@ -89,6 +91,8 @@ def fit_member(compiled: models.Compiled, config: RunConfig, dataset: datasets.D
                                augment_shift=t.augment_shift, sampling=t.sampling)
     history = HistoryRecorder(compiled.optimizer, steps_per_epoch)
     callbacks: list[keras.callbacks.Callback] = [history]
+    if frames is not None:
+        callbacks.append(BoundaryRecorder(history, frames))
     if t.early_stopping is not None:
         callbacks += early_stopping_callbacks(compiled, t.early_stopping, dataset, history)
     # The history's val_* (and early stopping without a split of its own) may watch the first
@@ -197,6 +201,24 @@ class HistoryRecorder(keras.callbacks.Callback):
         return {"early_stopping_best_step": (self.stopper.best_epoch + 1) * self.steps_per_epoch,
                 "early_stopping_stopped_at_step":
                     (stopped + 1) * self.steps_per_epoch if stopped else None}
+
+
+class BoundaryRecorder(keras.callbacks.Callback):
+    """After `history` has written an epoch's row, `frames` takes the boundary at its step.
+
+    Keras calls the callbacks in list order, so `history` (before this one) has already
+    judged the row: a row whose loss is not finite (the run diverged, its weights are NaN) gets
+    no frame, and the frames stop at the last finite row. The forward pass is in inference mode
+    and only reads the weights: training goes on as without it.
+    """
+
+    def __init__(self, history: HistoryRecorder, frames: BoundaryFrames):
+        super().__init__()
+        self.history, self.frames = history, frames
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if self.history.rows and not self.history.diverged:
+            self.frames.take(self.history.rows[-1]["step"])
 
 
 def current_learning_rate(optimizer) -> float:

@@ -9,7 +9,8 @@ seed) are stacked: run r's kernel of layer l is slice r of one variable of shape
 
 which an element-wise optimizer (all of ours and Keras's, without norm clipping) turns into
 exactly the update run r would get alone. Each run keeps its own initial weights (its seed's),
-history, metrics and divergence.
+history, metrics, divergence and, with `record_boundaries`, decision boundaries per logged step
+(slice r of the stacked network's outputs on the grid).
 
 Only full-batch runs are packed (every step sees the whole training split, in order, for every
 seed: `batches.batch_plan`), on TensorFlow, without the options that couple weights or draw
@@ -33,7 +34,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from study import registry
+from study import boundary_frames, registry
 from study.engine.studies import components
 from study.engine.results.store import RunRecord, now_iso
 from study.engine.studies.expansion import RunSpec
@@ -41,7 +42,7 @@ from study.engine.training import memory, models
 from study.engine.training.datasets import load_dataset
 from study.engine.training.environment import enable_determinism
 from study.engine.training.fit import current_learning_rate, history_metrics
-from study.engine.training.probes import add_accuracy_gap, decision_boundaries
+from study.engine.training.probes import BoundaryFrames, add_accuracy_gap, decision_boundaries
 from study.engine.training.run import blank_record, train_run
 
 _COUPLING_OPTIMIZER_ARGS = ("clipnorm", "global_clipnorm")
@@ -252,6 +253,11 @@ def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) ->
     val_x, val_y = split("validation")
     if t.history_validation_size:  # as train.fit_member: history rows judge the first N
         val_x, val_y = val_x[:t.history_validation_size], val_y[:t.history_validation_size]
+    # record_boundaries: every run's boundary after each logged step, one forward pass of the
+    # stacked network on the grid (it reads the weights only: the training is the same).
+    frames = (BoundaryFrames(tf.function(lambda points: network(points), reduce_retracing=True),
+                             networks=len(specs))
+              if t.record_boundaries else None)
     live = np.ones(len(specs), dtype=bool)
     histories: list[list[dict[str, Any]]] = [[] for _ in specs]
     for epoch in range(epochs):
@@ -270,6 +276,9 @@ def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) ->
                 "learning_rate": learning_rate, "time": elapsed})
             if not math.isfinite(loss[index]):
                 live[index] = False  # its weights are NaN now; the others train on
+        if frames is not None and live.any():
+            # As on the plain path: a frame per row while the loss is finite.
+            frames.take((epoch + 1) * steps_per_epoch, np.flatnonzero(live))
 
     final = {}
     for name in ("train", "validation", "test") if t.evaluate_test else ("train", "validation"):
@@ -287,7 +296,9 @@ def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) ->
                                   {split_name: (float(losses[index]), float(acc[index]))
                                    for split_name, (losses, acc) in final.items()})
         if boundaries is not None and not diverged:
-            record.artifacts = {"decision_boundary": boundaries[index]}
+            record.artifacts["decision_boundary"] = boundaries[index]
+        if frames is not None and (artifact := frames.artifact(index)) is not None:
+            record.artifacts[boundary_frames.ARTIFACT] = artifact
     return network
 
 

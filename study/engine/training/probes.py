@@ -1,4 +1,5 @@
-"""What a run measures beyond its loss: gradient norms per layer, decision boundaries, the gap."""
+"""What a run measures beyond its loss: gradient norms per layer, decision boundaries (at the
+end, and at every logged step: `BoundaryFrames`), the gap."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from study import boundary_frames
 from study.engine.training import models
 from study.layers import Affine, ResidualBlock
 
@@ -23,7 +25,7 @@ def add_accuracy_gap(metrics: dict[str, Any]) -> None:
             metrics[name] = train - metrics[f"{split}_accuracy"]
 
 
-DECISION_GRID = 41  # points per axis over [-0.5, 1.5]^2: the four corners and their noise
+DECISION_GRID = boundary_frames.FINAL_GRID  # points per axis of the final decision boundary
 
 
 def decision_boundaries(logits_of, probabilities: bool = False) -> list[dict[str, Any]]:
@@ -33,19 +35,52 @@ def decision_boundaries(logits_of, probabilities: bool = False) -> list[dict[str
     already, with `probabilities`). Each result holds
     the axes `x`, `y` and `probability[i][j]` at (x[j], y[i]), rounded to 3 decimals.
     """
-    axis = np.linspace(-0.5, 1.5, DECISION_GRID, dtype=np.float32)
-    xx, yy = np.meshgrid(axis, axis)
-    logits = np.asarray(keras.ops.convert_to_numpy(
-        logits_of(np.stack([xx.ravel(), yy.ravel()], axis=1))), dtype=np.float64)
-    if probabilities:
-        p = logits[..., 1]
-    elif logits.shape[-1] == 1:
-        p = 1 / (1 + np.exp(-logits[..., 0]))
-    else:
-        z = np.exp(logits - logits.max(-1, keepdims=True))
-        p = (z / z.sum(-1, keepdims=True))[..., 1]
+    axis = boundary_frames.plane_axis(DECISION_GRID)
+    p = boundary_frames.probability_of_class_1(
+        keras.ops.convert_to_numpy(logits_of(boundary_frames.plane_points(DECISION_GRID))),
+        probabilities)
     p = np.round(p.reshape(-1, DECISION_GRID, DECISION_GRID), 3)
     return [{"x": axis.tolist(), "y": axis.tolist(), "probability": grid.tolist()} for grid in p]
+
+
+class BoundaryFrames:
+    """P(class 1) of one or more networks on the frame grid, taken at logged steps
+    (`training.record_boundaries`); one `boundary_steps` artifact per network.
+
+    `outputs_of(points)` returns outputs of shape (networks, points, units), as for
+    `decision_boundaries`. Frames are quantised when taken (study.boundary_frames), so a run of
+    2000 steps holds kilobytes, not a float per point and step. The callers take no frame at a
+    row whose loss is not finite (the run diverged); and a network whose boundary turns
+    non-finite first (huge weights: a finite loss on the data, inf - inf somewhere on the
+    plane) takes no further frame. Either way a network's frames are those of its logged steps
+    up to where it diverged.
+    """
+
+    def __init__(self, outputs_of, networks: int = 1, probabilities: bool = False):
+        self.outputs_of, self.probabilities = outputs_of, probabilities
+        self.points = boundary_frames.plane_points(boundary_frames.FRAME_GRID)
+        self.steps: list[list[int]] = [[] for _ in range(networks)]
+        self.levels: list[list[np.ndarray]] = [[] for _ in range(networks)]
+        self.ended = np.zeros(networks, dtype=bool)
+
+    def take(self, step: int, networks=None) -> None:
+        """Frames of the networks at `step` (of those indexed by `networks`; default all):
+        call it with their weights as they are after that step."""
+        size = boundary_frames.FRAME_GRID
+        p = boundary_frames.probability_of_class_1(
+            keras.ops.convert_to_numpy(self.outputs_of(self.points)), self.probabilities)
+        p = p.reshape(-1, size, size)
+        for index in range(len(self.steps)) if networks is None else networks:
+            self.ended[index] |= not np.all(np.isfinite(p[index]))
+            if not self.ended[index]:
+                self.steps[index].append(step)
+                self.levels[index].append(boundary_frames.quantise(p[index]))
+
+    def artifact(self, network: int = 0) -> dict[str, Any] | None:
+        """The `boundary_steps` artifact of one network; None if it has no frame."""
+        if not self.steps[network]:
+            return None
+        return boundary_frames.encode(self.steps[network], np.stack(self.levels[network]))
 
 
 def gradient_norms(compiled: models.Compiled, x, y) -> list[dict[str, Any]]:

@@ -9,7 +9,10 @@ seed give bit-identical metrics on the CPU.
 
 Options of a run beyond one plain fit: `training.ensemble` trains several members and scores
 their averaged prediction (`_ensemble`); `training.record_gradients` records the gradient's
-norm per layer before the first step (`gradient_norms`).
+norm per layer before the first step (`gradient_norms`); `training.record_boundaries` (xor,
+xor_cloud) the decision boundary after every logged step (`BoundaryFrames`; a diverged run
+keeps the frames of its rows before the loss turned non-finite, none if that was the first;
+with an ensemble they are member 0's, like the history).
 
 A run never raises: an exception becomes a `failed` record with its message, and a loss that
 turns NaN or infinite stops the run as `diverged`.
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import keras
 
+from study import boundary_frames
 from study.engine.results.store import RunRecord, now_iso
 from study.engine.studies.expansion import RunSpec
 from study.data import DataError
@@ -32,7 +36,8 @@ from study.engine.training.ensemble import train_ensemble
 from study.engine.training.environment import describe_error, enable_determinism, versions
 from study.engine.training.fit import (final_metrics, first_batch, fit_member, reused_member,
                                        seed_member)
-from study.engine.training.probes import add_accuracy_gap, decision_boundaries, gradient_norms
+from study.engine.training.probes import (BoundaryFrames, add_accuracy_gap, decision_boundaries,
+                                          gradient_norms)
 from study.engine.training.tasks import activation_histograms, optimizer_path
 
 
@@ -81,7 +86,10 @@ def train_config(config: RunConfig, seed: int, data_dir, record: RunRecord) -> N
     if t.record_gradients:
         norms = gradient_norms(compiled, *first_batch(config, dataset, seed, compiled))
         record.artifacts["gradient_norms"] = norms
-    history = fit_member(compiled, config, dataset, seed)
+    frames = (BoundaryFrames(lambda points: predict(compiled, points),
+                             probabilities=t.loss == "mse")
+              if t.record_boundaries else None)
+    history = fit_member(compiled, config, dataset, seed, frames)
 
     record.history = history.rows
     record.status = "diverged" if history.diverged else "finished"
@@ -93,8 +101,15 @@ def train_config(config: RunConfig, seed: int, data_dir, record: RunRecord) -> N
                                                        if norms[-1]["norm"] else None)
     if config.data.dataset == "xor_cloud" and not history.diverged:
         record.artifacts["decision_boundary"] = decision_boundaries(
-            lambda points: compiled.model.predict(points, verbose=0)[None],
+            lambda points: predict(compiled, points),
             probabilities=t.loss == "mse")[0]  # the MSE model ends in its softmax
+    if frames is not None and (artifact := frames.artifact()) is not None:
+        record.artifacts[boundary_frames.ARTIFACT] = artifact
     if t.ensemble > 1 and not history.diverged:  # last: the members may reuse compiled's model
         train_ensemble(config, dataset, seed, compiled, record)
     add_accuracy_gap(record.metrics)
+
+
+def predict(compiled, points):
+    """The model's outputs on `points`, shaped (1, points, units): one network."""
+    return compiled.model.predict(points, verbose=0)[None]
