@@ -209,3 +209,11 @@ def test_the_api_frames_carry_the_arms_names_beside_the_stored_label(trained):
                                  for a in ("tanh", "ReLU", "sigmoid")}
     assert runs["arm"].str.contains("activation=").all()  # the stored label unchanged
     assert result.history["name"].notna().all()
+
+
+def test_a_functions_start_is_left_to_the_functions_name():
+    # optimizer_landscapes zips each function with its start and jitter: the function says it.
+    study = load_study(ROOT / "experiments" / "optimizer_landscapes.toml", light=True)
+    names = set(_names(study)[1])
+    assert "Adam lr=0.01, saddle" in names, sorted(names)[:5]
+    assert not [n for n in names if "start" in n]

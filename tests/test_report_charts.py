@@ -101,7 +101,7 @@ def test_the_curves_dots_are_the_stored_history_of_each_seed(database):
 def _arm_names(database, study: str) -> dict[str, str]:
     """The arm's name as the report shows it -> the arm stored in the database."""
     [results] = report_data.load(database, only=study)
-    return dict(zip(results.runs["name"].map(report_data.readable), results.runs["arm"]))
+    return dict(zip(results.runs["name"].astype(str), results.runs["arm"]))
 
 
 def test_the_final_dots_are_the_stored_metric_of_each_run(database):
@@ -124,7 +124,8 @@ def test_the_heatmap_cells_are_the_share_of_seeds_that_solve(database):
                              "FROM runs WHERE study = 'xor' AND status != 'failed'")
     by_name = _arm_names(database, "xor")
     [results] = report_data.load(database, only="xor")
-    settings = {arm: (report_data.readable(h), report_data.readable(a)) for arm, h, a in
+    settings = {arm: (report_data.readable(h, "hidden"), report_data.readable(a, "activation"))
+                for arm, h, a in
                 zip(results.runs["arm"], results.runs["hidden"], results.runs["activation"])}
     assert len(cells) == len(set(settings.values()))
     for cell in cells:
@@ -239,7 +240,8 @@ def test_hovering_a_heatmap_cell_names_its_share_and_seeds(database, reports, br
                              "'$.model.activation') AS activation, json_extract(metrics, "
                              "'$.val_accuracy') AS val FROM runs WHERE study = 'xor')")
     same = [val for hidden, activation, val in runs
-            if re.sub(r"\s", "", hidden) == shown["hidden"] and activation == shown["activation"]]
+            if report_data.readable(json.loads(hidden), "hidden") == shown["hidden"]
+            and report_data.readable(activation, "activation") == shown["activation"]]
     assert int(shown["runs"]) == len(same) > 0
     share = [v for k, v in shown.items() if k.startswith("share")][0]
     assert float(share) == pytest.approx(sum(v >= 1.0 for v in same) / len(same), abs=1e-3)
@@ -320,6 +322,7 @@ def _reads(line: str, optimizer: str, distance: float, length: float, status: st
     """Whether a read-out line shows this run: "sgd: distance 1.55, path length 1.01"."""
     shown = re.fullmatch(r"(\w+): distance (\S+), path length (\S+)( \((\w+)\))?", line)
     assert shown, line
-    return (shown[1] == optimizer and float(shown[2]) == pytest.approx(distance, rel=6e-3)
+    return (shown[1] == report_data.readable(optimizer, "optimizer")
+            and float(shown[2]) == pytest.approx(distance, rel=6e-3)
             and float(shown[3]) == pytest.approx(length, rel=6e-3)
             and (shown[5] or "finished") == status)

@@ -11,7 +11,9 @@ Which settings a name shows, for each arm:
   from the base run ([data] / [model] / [training] as written);
 - a learning rate shown brings its optimizer along when the study varies both ("Adam
   lr=0.3", not "lr=0.3");
-- an arm that is the base run in every varied setting shows the first of them ("SGD").
+- an arm that is the base run in every varied setting shows the first of them ("SGD");
+- a function's start (and its jitter) is left to the function's name where the function
+  determines it in every arm (`COMPANIONS`).
 Names that collide fall back, for the colliding arms only, to every varied setting, then to
 more digits, then to the stored label; a study's `[report.names]` names are kept as given.
 """
@@ -52,6 +54,7 @@ def short_names(arms: list[Mapping[str, Any]], base: Mapping[str, Any], *,
     varied = [name for name in dict.fromkeys(n for v in values.values() for n in v)
               if len({_canonical(v.get(name)) for v in values.values()}) > 1]
     shown_always = {setting(a) for a in always} | {n for n in varied if _is_mark(n, first)}
+    redundant = _determined(varied, list(values.values()), shown_always)
 
     names: dict[str, str] = {}
     fixed = {key: given[arm_name(first[key])] for key in unique if arm_name(first[key]) in given}
@@ -61,7 +64,7 @@ def short_names(arms: list[Mapping[str, Any]], base: Mapping[str, Any], *,
                 names[key] = fixed[key]
             elif level == 0 or key in clashing:
                 names[key] = _name(level, first[key], values[key], base_values, varied,
-                                   shown_always)
+                                   shown_always, redundant)
         counts: dict[str, int] = {}
         for name in names.values():
             counts[name] = counts.get(name, 0) + 1
@@ -74,7 +77,7 @@ def short_names(arms: list[Mapping[str, Any]], base: Mapping[str, Any], *,
 
 
 def _name(level: int, arm: Mapping[str, Any], values: dict, base_values: dict,
-          varied: list[str], shown_always: set[str]) -> str:
+          varied: list[str], shown_always: set[str], redundant: set[str]) -> str:
     """Level 0: the settings that say how the arm differs; 1: every varied setting; 2: the
     same with 6 digits; 3: the stored label."""
     if level == 3:
@@ -83,8 +86,8 @@ def _name(level: int, arm: Mapping[str, Any], values: dict, base_values: dict,
         return ", ".join(_phrase(n, v) for n, v in values.items()) or NO_SETTINGS
     shown = list(varied)
     if level == 0:
-        shown = [n for n in varied if n in shown_always
-                 or _canonical(values.get(n)) != _canonical(base_values.get(n))]
+        shown = [n for n in varied if n not in redundant and (
+            n in shown_always or _canonical(values.get(n)) != _canonical(base_values.get(n)))]
         if not any(n not in shown_always for n in shown):
             # The base run's values of a [zip]: its first setting ("bowl, SGD lr=0.95").
             shown += [n for n in varied if n not in shown_always][:1]
@@ -104,6 +107,27 @@ def _name(level: int, arm: Mapping[str, Any], values: dict, base_values: dict,
             text += " " + _phrase("learning_rate", values["learning_rate"], digits)
         parts.append(text)
     return ", ".join(parts) or NO_SETTINGS
+
+
+# Settings that go with another, as a function's start goes with the function: where the
+# other determines them in every arm (a [zip] of functions and their starts), its name says
+# enough ("saddle, Adam lr=0.01", not "..., start=[-1.5,0.01], start jitter=0.002").
+COMPANIONS = {"start": "dataset", "start_jitter": "dataset"}
+
+
+def _determined(varied: list[str], arms: list[dict], keep: set[str]) -> set[str]:
+    """The COMPANIONS whose value follows, in every arm, from their companion's (varied too);
+    settings in `keep` are never left out."""
+    out: set[str] = set()
+    for name in varied:
+        companion = COMPANIONS.get(name)
+        if name in keep or companion not in varied:
+            continue
+        follows: dict[str, str] = {}
+        if all(follows.setdefault(_canonical(arm.get(companion)), _canonical(arm.get(name)))
+               == _canonical(arm.get(name)) for arm in arms):
+            out.add(name)
+    return out
 
 
 def _phrase(name: str, entry: tuple, digits: int = 3) -> str:

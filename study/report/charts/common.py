@@ -15,11 +15,12 @@ MANY_MARKS = 4000  # above this many data rows, draw on a canvas (an SVG of that
 
 
 def as_text(frame: pd.DataFrame, columns) -> pd.DataFrame:
-    """The columns as readable text (categories, never a numeric axis)."""
+    """The columns as readable text (categories, never a numeric axis), in the short words of
+    the figures and tables (`data.readable` with the column)."""
     frame = frame.copy()
     for column in columns:
         if column and column in frame:
-            frame[column] = frame[column].map(readable)
+            frame[column] = [readable(v, column) for v in frame[column]]
     return frame
 
 
@@ -27,7 +28,7 @@ def order(runs: pd.DataFrame, column: str | None) -> list[str] | None:
     """The column's values in the order the study lists its arms."""
     if not column:
         return None
-    return list(dict.fromkeys(runs[column].map(readable)))
+    return list(dict.fromkeys(readable(v, column) for v in runs[column]))
 
 
 def hex_colours(colours: dict) -> tuple[list[str], list[str]]:

@@ -33,7 +33,7 @@ def chart(data: StudyResults, spec: Figure, palette) -> Chart | None:
     splits = {spec.metric: "training", twin: "validation"} if both else {spec.metric: spec.metric}
     facets = [c for c in (spec.col, spec.row) if c]
     frame = common.as_text(frame, [hue, *facets])
-    frame = frame.assign(arm=frame["name"].map(common.readable))
+    frame = frame.assign(arm=frame["name"].astype(str))
     long = frame.melt(id_vars=list(dict.fromkeys(["arm", "seed", "step", hue, *facets])),
                       value_vars=list(splits), var_name="split", value_name="value")
     long["split"] = long["split"].map(splits)

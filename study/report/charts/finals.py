@@ -27,7 +27,7 @@ def chart(data: StudyResults, spec: Figure, palette) -> Chart | None:
         return None
     x = spec.x or "name"
     hue = spec.hue or x
-    runs = common.as_text(runs.assign(arm=runs["name"]), [x, hue, "arm"])
+    runs = common.as_text(runs.assign(arm=runs["name"].astype(str)), [x, hue])
     diverged = runs[runs["status"] == "diverged"].groupby(x).size()
     shown = runs[(runs["status"] == "finished") & runs[spec.metric].notna()].copy()
     if shown.empty:

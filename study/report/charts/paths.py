@@ -45,7 +45,7 @@ def chart(data: StudyResults, spec: Figure, palette) -> Chart | None:
     for _, run in frame.iterrows():
         path = np.asarray(run["value"], dtype=float).reshape(-1, 2)
         rate = float(run["learning_rate"]) if sliding else None
-        label = common.readable(run[hue])
+        label = common.readable(run[hue], hue)
         for step, (x, y) in enumerate(path):
             points.append((run[panel], label, rank[rate], int(run["seed"]), step, x, y))
         stored = runs.loc[run["key"]]
@@ -53,7 +53,7 @@ def chart(data: StudyResults, spec: Figure, palette) -> Chart | None:
                          "seed": int(run["seed"]), "rate": rate,
                          "distance": stored.get("distance"),
                          "path_length": stored.get("path_length"),
-                         "status": stored["status"], "arm": common.readable(run["name"])})
+                         "status": stored["status"], "arm": str(run["name"])})
     paths = pd.DataFrame(points, columns=["function", "hue", "rank", "seed", "step", "x", "y"])
     readouts = pd.DataFrame(readouts)
     contours = pd.DataFrame(_contour_rows(functions),
