@@ -31,6 +31,7 @@ DRAWN_FROM = {  # what a run must store for the figures drawn from artifacts
     "boundaries": ' (runs on dataset = "xor_cloud" store them)',
     "paths": ' (runs of task = "optimizer_path" store them)',
     "gradients": " (runs with training.record_gradients = true store them)",
+    "boundary_steps": " (runs with training.record_boundaries = true store them)",
     "heatmap": " (it needs x and y)",
     "search": " (it needs x and y: numeric settings the study varies)"}
 
@@ -145,12 +146,12 @@ class Results:
         import matplotlib.pyplot as plt
 
         from study.report import data as report_data
-        from study.report import figures
+        from study.report import figure_kinds, figures
 
         spec = _figure_spec(kind, options)
         (loaded,) = report_data.load(self.db, only=self.study)
         _check_columns(spec, loaded)
-        drawn = figures.FIGURES[spec.kind](loaded, spec, figures.Palette(loaded))
+        drawn = figure_kinds.FIGURES[spec.kind](loaded, spec, figures.Palette(loaded))
         if drawn is None:
             raise StudyError(f"figure {kind!r}: study {self.study!r} stored nothing it draws"
                              f"{DRAWN_FROM.get(spec.kind, '')}")

@@ -211,6 +211,18 @@ def test_report_names_must_name_an_arm():
                                 "of an arm; the arms are: tanh; relu")
 
 
+def test_a_figures_start_arm_must_select_an_arm():
+    raw = {"name": "steps", "data": {"dataset": "xor"}, "grid": {"activation": ["tanh", "relu"]},
+           "training": {"steps": 10, "record_boundaries": True},
+           "report": {"figures": [{"kind": "boundary_steps", "arm": {"activation": "tahn"}}]}}
+    with pytest.raises(ConfigError) as error:
+        expand(raw, source="experiments/steps.toml")
+    assert str(error.value) == ("experiments/steps.toml: report.figures[0].arm: {'activation': "
+                                "'tahn'} selects no arm; the arms are: tanh; relu")
+    raw["report"]["figures"][0]["arm"] = {"activation": "relu"}
+    assert {r.arm for r in expand(raw).runs} == {"activation=tanh", "activation=relu"}
+
+
 def test_a_figure_kind_outside_the_list_is_refused():
     raw = {"name": "figures", "data": {"dataset": "xor"},
            "report": {"figures": [{"kind": "pie"}]}}

@@ -196,7 +196,7 @@ def _tooltip(page) -> dict[str, str]:
 def test_hovering_a_learning_curve_dot_shows_its_stored_arm_seed_step_and_value(
         database, reports, browser):
     page, problems = _open(browser, reports / "xor.html")
-    figure = page.locator("figure[data-chart]").nth(1)  # xor's figures: heatmap, then curves
+    figure = page.locator("figure[data-chart]").filter(has_text="Training loss: which")
     dots = figure.locator("g.mark-symbol.role-mark path")  # not the legend's symbols
     stored = {(arm, seed, step): loss for arm, seed, step, loss in _stored(
         database, "SELECT r.arm, r.seed, h.step, h.loss FROM history h JOIN runs r "
@@ -251,7 +251,7 @@ def test_hovering_a_heatmap_cell_names_its_share_and_seeds(database, reports, br
 
 def test_clicking_a_legend_entry_fades_the_other_arms(reports, browser):
     page, problems = _open(browser, reports / "optimizer_paths.html")
-    figure = page.locator("figure[data-chart]").nth(1)  # its figures: paths, then final
+    figure = page.locator("figure[data-chart]").filter(has_text="Distance to the minimum")
     figure.scroll_into_view_if_needed()
     before = figure.screenshot()
     entries = figure.locator("g.role-legend-symbol path")
@@ -326,3 +326,75 @@ def _reads(line: str, optimizer: str, distance: float, length: float, status: st
             and float(shown[2]) == pytest.approx(distance, rel=6e-3)
             and float(shown[3]) == pytest.approx(length, rel=6e-3)
             and (shown[5] or "finished") == status)
+
+
+def _boundary_figure(page):
+    figure = page.locator("figure[data-chart]").filter(has=page.locator("button.play"))
+    assert figure.count() == 1
+    return figure
+
+
+def _frame_shown(page, figure, key: str):
+    """The boundary's rows once the page shows the frame `key` ("arm|seed@step")."""
+    handle = figure.element_handle()
+    page.wait_for_function("([f, key]) => f.dataset.frame === key", arg=[handle, key],
+                           timeout=10_000)
+    return figure.evaluate("f => f.chartView.data('grid').map(r => [r.x, r.y, r.p])")
+
+
+def test_the_step_slider_and_seed_picker_move_the_boundary_and_read_out_stored_numbers(
+        database, reports, browser):
+    from study import boundary_frames
+    from study.report.charts.boundary_steps import frame_rows
+
+    page, problems = _open(browser, reports / "xor.html")
+    figure = _boundary_figure(page)
+    figure.scroll_into_view_if_needed()
+    [results] = report_data.load(database, only="xor")
+    frames = results.artifacts(boundary_frames.ARTIFACT)
+    arm = figure.locator("select").first.input_value()
+    assert arm == "sigmoid, hidden 5-4"  # xor.toml's figure starts on the book's deep net
+    history = results.history
+    pictures = []
+    for seed in sorted(frames["seed"].unique())[:2]:
+        figure.locator("select").nth(1).select_option(str(seed))
+        artifact = frames[(frames["name"] == arm) & (frames["seed"] == seed)]["value"].iloc[0]
+        for step in artifact["steps"][::3]:
+            figure.locator("input[type=range]").fill(str(step))
+            grid = _frame_shown(page, figure, f"{arm}|{seed}@{step}")
+            expected = frame_rows(artifact, step)
+            assert np.allclose(np.asarray(grid), expected[["x", "y", "p"]].to_numpy(),
+                               atol=1e-9)
+            row = history[(history["name"] == arm) & (history["seed"] == seed)
+                          & (history["step"] == step)].iloc[0]
+            texts = _readouts(figure)
+            line = [t for t in texts if t.startswith(f"step {step}: ")][0]
+            shown = re.fullmatch(r"step \d+: loss (\S+), accuracy (\S+)", line)
+            assert float(shown[1]) == pytest.approx(row["loss"], rel=1e-3)
+            assert float(shown[2]) == pytest.approx(row["val_accuracy"], abs=1e-3)
+            at_step = history[(history["name"] == arm) & (history["step"] == step)]
+            solved = int((at_step["val_accuracy"] >= 1.0).sum())
+            assert f"solved by {solved} of {len(at_step)} seeds" in " ".join(texts)
+            pictures.append(figure.screenshot())
+    assert len(set(pictures)) == len(pictures)  # each step and seed draws another picture
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "xor-boundary-steps.png").write_bytes(pictures[-1])
+    assert problems == [], problems
+    page.close()
+
+
+def test_play_moves_the_step_slider_to_the_end(reports, browser):
+    page, problems = _open(browser, reports / "xor.html")
+    figure = _boundary_figure(page)
+    figure.scroll_into_view_if_needed()
+    slider = figure.locator("input[type=range]")
+    last = slider.get_attribute("max")
+    figure.locator("button.play").click()
+    page.wait_for_function("([f, last]) => f.chartView.signal('step') == last",
+                           arg=[figure.element_handle(), last], timeout=20_000)
+    assert slider.input_value() == last  # the slider follows its signal
+    assert figure.locator("button.play").text_content() == "▶ play"  # stopped at the end
+    assert figure.evaluate("f => f.dataset.frame").endswith(f"@{last}")
+    (ARTIFACTS / "xor-boundary-played.png").write_bytes(figure.screenshot())
+    assert problems == [], problems
+    page.close()

@@ -25,7 +25,7 @@ import pandas as pd
 
 from study.engine.studies.study_schema import Figure
 from study.report import data as report_data
-from study.report import book, charts, figures, methods, pages, pivot, tables, views
+from study.report import book, charts, figure_kinds, figures, methods, pages, pivot, tables, views
 from study.report.charts import script
 
 
@@ -104,7 +104,7 @@ def _study_page(study: report_data.StudyResults, out: Path) -> tuple[Path, views
     palette = figures.Palette(study)
     shown, headline = [], None
     for i, spec in enumerate(study.study.report.figures or default_figures(study), start=1):
-        drawn = figures.FIGURES[spec.kind](study, spec, palette)
+        drawn = figure_kinds.FIGURES[spec.kind](study, spec, palette)
         if drawn is None:
             continue
         svg = figures.svg(drawn.figure)

@@ -1,4 +1,6 @@
-"""The report's figures, made with seaborn: one function per kind in `FIGURES`.
+"""The report's figures of metrics, made with seaborn, and what every figure shares (`Drawn`,
+`Palette`, `svg`); the figures over the plane are in `plane_figures`, and `figure_kinds.FIGURES`
+has one function per kind.
 
 Each takes a study's results and its `[[report.figures]]` entry and returns a `Drawn` (the
 matplotlib figure and an alt text that says what the figure shows, in numbers), or None when
@@ -15,10 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import sys
 from dataclasses import dataclass
-from typing import Callable
 
 import matplotlib
 
@@ -32,7 +32,6 @@ import seaborn as sns  # noqa: E402
 
 from study.engine.results import stats  # noqa: E402
 from study.engine.studies.study_schema import Figure  # noqa: E402
-from study.surfaces import SURFACES, contour_grid  # noqa: E402
 from study.report.data import StudyResults, readable  # noqa: E402
 
 # Deterministic SVG: ids from a fixed salt, no date in the metadata.
@@ -87,7 +86,7 @@ class Palette:
         return self.cache[column]
 
 
-def _as_text(frame: pd.DataFrame, columns) -> pd.DataFrame:
+def as_text(frame: pd.DataFrame, columns) -> pd.DataFrame:
     """The columns as readable text (categories, never a numeric axis), in the study's order."""
     frame = frame.copy()
     for column in columns:
@@ -107,12 +106,12 @@ def curves(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
     both = (spec.validation and spec.metric in ("loss", "accuracy") and twin in frame
             and frame[twin].notna().any())
     columns = [spec.metric, twin] if both else [spec.metric]
-    frame = _as_text(frame, [hue, spec.col, spec.row])
+    frame = as_text(frame, [hue, spec.col, spec.row])
     frame = frame.melt(id_vars=[c for c in frame if c not in columns], value_vars=columns,
                        var_name="split", value_name="value")
     frame["split"] = frame["split"].map({spec.metric: "training", twin: "validation"}
                                         if both else {spec.metric: label(spec.metric)})
-    order = _as_text(data.runs, [hue, spec.col, spec.row])  # the study's order, not the log's
+    order = as_text(data.runs, [hue, spec.col, spec.row])  # the study's order, not the log's
     grid = sns.relplot(data=frame, x="step", y="value", hue=hue, col=spec.col, row=spec.row,
                        style="split" if both else None, kind="line", estimator="median",
                        errorbar=ci_band, palette=palette(hue), height=3.2, aspect=1.3,
@@ -141,7 +140,7 @@ def final(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
     if spec.metric not in runs:
         return None
     x = spec.x or "name"
-    runs = _as_text(runs, [x, spec.hue, spec.col])
+    runs = as_text(runs, [x, spec.hue, spec.col])
     diverged = runs[runs["status"] == "diverged"].groupby(x).size()
     shown = runs[runs["status"] == "finished"].copy()
     order = list(dict.fromkeys(runs[x]))
@@ -188,7 +187,7 @@ def heatmap(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
     runs = data.runs[data.runs["status"] != "failed"]
     if spec.metric not in runs or spec.x is None or spec.y is None:
         return None
-    runs = _as_text(runs, [spec.x, spec.y, spec.col])
+    runs = as_text(runs, [spec.x, spec.y, spec.col])
     values = pd.to_numeric(runs[spec.metric], errors="coerce")
     if spec.threshold is not None:
         runs = runs.assign(value=(values >= spec.threshold).astype(float))
@@ -249,86 +248,6 @@ def histograms(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | No
     return Drawn(figure, title, alt)
 
 
-def boundaries(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
-    frame = data.artifacts("decision_boundary")
-    if frame.empty:
-        return None
-    names = [n for n in data.names if n in set(frame["name"])]
-    columns = min(6, len(names))
-    rows = math.ceil(len(names) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, 2.2 * rows),
-                                squeeze=False)
-    image = None
-    for axis, name in zip(axes.flat, names):
-        grids = [np.asarray(v["probability"]) for v in frame[frame["name"] == name]["value"]]
-        image = axis.imshow(np.mean(grids, axis=0), origin="lower", extent=(-0.5, 1.5, -0.5, 1.5),
-                            cmap="RdBu_r", vmin=0, vmax=1)
-        for x0, x1, y in XOR_CORNERS:
-            axis.scatter([x0], [x1], c="white" if y else "black", edgecolors="black", s=25)
-        axis.set_title(name, fontsize=7)
-        axis.set_xticks([])
-        axis.set_yticks([])
-    for axis in list(axes.flat)[len(names):]:
-        axis.axis("off")
-    figure.colorbar(image, ax=axes, shrink=0.6, label="P(class 1), mean over seeds")
-    title = spec.title or "Decision boundaries on the noisy XOR cloud"
-    figure.suptitle(title)
-    alt = (f"{len(names)} maps of the probability of class 1 over the square [-0.5, 1.5]^2, "
-           f"averaged over seeds, one per setting, with the four XOR corners marked (white: "
-           f"class 1, black: class 0).")
-    return Drawn(figure, title, alt)
-
-
-def paths(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
-    frame = data.artifacts("path")
-    if frame.empty:
-        return None
-    hue = spec.hue or "optimizer"
-    panel = spec.col or "dataset"
-    frame = frame[frame["seed"] == frame["seed"].min()]  # one start: paths are deterministic
-    rate = middle_rate(frame, panel, hue)
-    if rate is not None:  # a rate per hue and panel: the middle one (the page's slider: all)
-        frame = frame[frame["learning_rate"] == rate]
-    panels = list(dict.fromkeys(frame[panel]))
-    figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
-    colours = palette(hue)
-    for axis, value in zip(axes[0], panels):
-        # Panels by another axis than the dataset draw no contours (no one function).
-        surface = SURFACES.get(value)
-        if surface:
-            xs, ys, f, levels = contour_grid(surface)
-            axis.contour(xs, ys, f, levels=levels, colors="0.75", linewidths=0.6)
-            axis.plot(*surface.centre, "k+", markersize=10)
-            axis.set_xlim(*surface.x_range)  # a path that leaves the window is cut at its edge
-            axis.set_ylim(*surface.y_range)
-        for _, run in frame[frame[panel] == value].iterrows():
-            points = np.asarray(run["value"])
-            axis.plot(points[:, 0], points[:, 1], "-o", markersize=2, linewidth=1,
-                      color=colours[readable(run[hue], hue)], label=readable(run[hue], hue))
-        axis.set_title(f"f(x, y) = {surface.formula}" if surface else str(value))
-        axis.set_xlabel("x")
-        axis.set_ylabel("y")
-    axes[0][-1].legend(fontsize=7, loc="upper right")
-    title = spec.title or ("Optimizer paths from the same start (first seed)" + (
-        f", learning rate {rate:g}" if rate is not None else ""))
-    figure.suptitle(title)
-    alt = (f"Contour plots of {', '.join(str(p) for p in panels)} with the path of each "
-           f"{hue} over its updates from the first seed's start"
-           + (f" at learning rate {rate:g}" if rate is not None else "")
-           + "; the function's minimum (a saddle's stationary point) is marked with a cross.")
-    return Drawn(figure, title, alt)
-
-
-def middle_rate(frame: pd.DataFrame, panel: str, hue: str) -> float | None:
-    """The middle of the learning rates a study crosses with its optimizers (each hue of each
-    panel walked at several), or None when each walks at one."""
-    if "learning_rate" not in frame or frame.groupby([panel, hue])["learning_rate"].nunique(
-            ).min() < 2:
-        return None
-    rates = sorted(frame["learning_rate"].astype(float).unique())
-    return rates[len(rates) // 2]
-
-
 def gradients(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
     frame = data.artifacts("gradient_norms")
     if frame.empty:
@@ -341,7 +260,7 @@ def gradients(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | Non
     figure, axis = plt.subplots(figsize=(7, 4))
     sns.lineplot(data=long, x="layer", y="norm", hue=hue, estimator="median", errorbar=ci_band,
                  palette=palette(hue) if hue in data.runs else None, marker="o", ax=axis,
-                 hue_order=[n for n in dict.fromkeys(_as_text(data.runs, [hue])[hue])
+                 hue_order=[n for n in dict.fromkeys(as_text(data.runs, [hue])[hue])
                             if n in set(long[hue])])
     axis.set_yscale("log")
     axis.set_xlabel("layer (1 = first, next to the input)")
@@ -383,9 +302,3 @@ def search(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
            f"coloured by {label(spec.metric)}. The best run has {x} {best[x]:.3g} and {y} "
            f"{best[y]:.3g} ({label(spec.metric)} {float(best[spec.metric]):.3g}).")
     return Drawn(figure, title, alt)
-
-
-FIGURES: dict[str, Callable[[StudyResults, Figure, Palette], Drawn | None]] = {
-    "curves": curves, "final": final, "heatmap": heatmap, "histograms": histograms,
-    "boundaries": boundaries, "paths": paths, "gradients": gradients, "search": search,
-}

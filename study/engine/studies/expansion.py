@@ -249,6 +249,7 @@ def expand(raw: dict[str, Any], *, source: str | Path = "<study>", quick: bool =
         problems += check_claims(study)
         problems += check_names(study)
         problems += check_pivot(study)
+        problems += check_figures(study)
     if problems:
         raise ConfigError(source, problems)
     return study
@@ -309,6 +310,16 @@ def check_pivot(study: Study) -> list[str]:
         return [f"report.pivot: a cell would hold {len(mixed)} arms ({'; '.join(mixed)}): "
                 f"add {' or '.join(rest)} to rows or columns"]
     return []
+
+
+def check_figures(study: Study) -> list[str]:
+    """A figure's `arm` (the arm a view starts on) must select at least one arm."""
+    arms = list(dict.fromkeys(arm_name(spec.overrides) for spec in study.runs))
+    overrides = [spec.overrides for spec in study.runs]
+    return [f"report.figures[{i}].arm: {figure.arm!r} selects no arm; the arms are: "
+            f"{'; '.join(arms)}"
+            for i, figure in enumerate(study.report.figures)
+            if figure.arm and not any(selects(figure.arm, o) for o in overrides)]
 
 
 def check_claims(study: Study) -> list[str]:

@@ -117,9 +117,9 @@ class Claim(Strict):
         return self
 
 
-# The figures a study page can draw (study.report.figures.FIGURES has one function each).
+# The figures a study page can draw (study.report.figure_kinds.FIGURES has one function each).
 FIGURE_KINDS = ("curves", "final", "heatmap", "histograms", "boundaries", "paths", "gradients",
-                "search")
+                "search", "boundary_steps")
 
 
 class Figure(Strict):
@@ -139,6 +139,9 @@ class Figure(Strict):
     title: str = ""  # what to look at; a default is made from the kind and metric
     # curves of "loss" / "accuracy": draw the validation twin too (dashed)
     validation: bool = True
+    # boundary_steps: the arm the view starts on and the static figure shows, by its settings'
+    # last names as a claim's `arm` ({ hidden = [5, 4], activation = "sigmoid" }); {}: the first
+    arm: dict[str, Any] = {}
 
 
 class Pivot(Strict):

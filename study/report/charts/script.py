@@ -1,6 +1,8 @@
-"""The JavaScript a page with charts runs, as one data: URI: Vega, Vega-Lite and Vega-Embed
-from the `vl-convert-python` wheel (its `javascript_bundle`: no download, no CDN), then our
-`loader.js`. A data: URI rather than inline text: the page template writes it as an attribute
+"""The JavaScript a page with charts runs, as one data: URI: our `loader.js` bundled with the
+Vega, Vega-Lite and Vega-Embed it uses by the `vl-convert-python` wheel (its
+`javascript_bundle(snippet)`: no download, no CDN; the snippet sees `vegaEmbed`, and the Vega
+views it returns; `vega` itself is null in vl-convert 1.9's bundle, so the loader uses none of
+its functions). A data: URI rather than inline text: the page template writes it as an attribute
 value, escaped like every other, and no study text can ever end the script early.
 """
 
@@ -15,9 +17,8 @@ from importlib import resources
 def uri() -> str:
     import vl_convert  # the wheel's bundler; 1 s, once per process
 
-    bundle = vl_convert.javascript_bundle()
     loader = resources.files("study.report.charts").joinpath("loader.js").read_text("utf-8")
-    code = f"{bundle}\n{loader}".encode("utf-8")
+    code = vl_convert.javascript_bundle(loader).encode("utf-8")
     return "data:text/javascript;base64," + base64.b64encode(code).decode("ascii")
 
 

@@ -22,9 +22,15 @@ class Chart:
     spec: dict
     tables: dict[str, dict]
     renderer: str = "svg"  # "canvas" for charts of many thousand marks
+    # Stored boundary frames the page decodes itself (charts.boundary_steps): the dataset they
+    # feed, each run's artifact by "arm|seed", the signals that pick the run and the step.
+    frames: dict | None = None
 
     def payload(self) -> dict:
-        return {"spec": self.spec, "tables": self.tables, "renderer": self.renderer}
+        payload = {"spec": self.spec, "tables": self.tables, "renderer": self.renderer}
+        if self.frames is not None:
+            payload["frames"] = self.frames
+        return payload
 
 
 def column_table(frame: pd.DataFrame) -> dict:
