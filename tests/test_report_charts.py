@@ -3,7 +3,8 @@
 the point under the pointer, and its legend toggles arms.
 
 Database: the quick forms of xor (heatmap, learning curves), optimizer_paths (paths, final
-distance) and optimizer_landscapes (paths over learning rates). Screenshots after each control is moved go to test-artifacts/reports/charts/.
+distance), optimizer_landscapes (paths over learning rates) and init_histograms (the layers'
+histograms). Screenshots after each control is moved go to test-artifacts/reports/charts/.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tests.dependencies import require, require_module
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "reports" / "charts"
-STUDIES = ["xor", "optimizer_paths", "optimizer_landscapes"]
+STUDIES = ["xor", "optimizer_paths", "optimizer_landscapes", "init_histograms"]
 
 
 @pytest.fixture(scope="module")
@@ -396,5 +397,40 @@ def test_play_moves_the_step_slider_to_the_end(reports, browser):
     assert figure.locator("button.play").text_content() == "▶ play"  # stopped at the end
     assert figure.evaluate("f => f.dataset.frame").endswith(f"@{last}")
     (ARTIFACTS / "xor-boundary-played.png").write_bytes(figure.screenshot())
+    assert problems == [], problems
+    page.close()
+
+
+def test_the_initialiser_picker_redraws_every_layer_and_reads_out_its_stored_numbers(
+        database, reports, browser):
+    page, problems = _open(browser, reports / "init_histograms.html")
+    figure = page.locator("figure[data-chart]").first
+    figure.scroll_into_view_if_needed()
+    picker = figure.locator("select")
+    [results] = report_data.load(database, only="init_histograms")
+    arms = picker.locator("option").all_text_contents()
+    assert arms == results.names
+    pictures = []
+    for arm in arms:
+        picker.select_option(arm)
+        page.wait_for_timeout(150)
+        texts = _readouts(figure)
+        runs = results.runs[results.runs["name"] == arm]
+        assert len(texts) == 5  # one line of numbers per hidden layer
+        for layer, text in enumerate(texts, start=1):
+            shown = re.fullmatch(r"std (\S+), saturated (\S+?)%?, dead (\S+?)%?", text)
+            assert shown, text
+            for kind, value, scale in (("std", shown[1], 1), ("saturated", shown[2], 100),
+                                       ("dead", shown[3], 100)):
+                stored = runs[f"layer{layer}_{kind}"].astype(float).dropna()
+                if value == "n/a":  # a metric the activation does not have (dead sigmoid)
+                    assert stored.empty, (arm, layer, kind)
+                    continue
+                assert float(value) == pytest.approx(float(np.median(stored)) * scale,
+                                                     rel=5e-3, abs=0.051), (arm, layer, kind)
+        pictures.append(figure.screenshot())
+    assert len(set(pictures)) == len(arms)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "init-histograms-last-arm.png").write_bytes(pictures[-1])
     assert problems == [], problems
     page.close()

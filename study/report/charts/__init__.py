@@ -20,13 +20,14 @@ from __future__ import annotations
 from typing import Callable
 
 from study.engine.studies.study_schema import Figure
-from study.report.charts import boundary_steps, curves, finals, heatmaps, paths
+from study.report.charts import boundary_steps, curves, finals, heatmaps, histograms, paths
 from study.report.charts.tables import Chart
 from study.report.data import StudyResults
 
 CHARTS: dict[str, Callable[[StudyResults, Figure, Callable[[str], dict]], Chart | None]] = {
     "curves": curves.chart, "final": finals.chart, "heatmap": heatmaps.chart,
     "paths": paths.chart, "boundary_steps": boundary_steps.chart,
+    "histograms": histograms.chart,
 }
 
 __all__ = ["CHARTS", "Chart"]
