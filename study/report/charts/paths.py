@@ -66,8 +66,8 @@ def chart(data: StudyResults, spec: Figure, palette) -> Chart | None:
         middle = len(rates) // 2
         params.insert(0, {"name": "rate", "value": middle, "bind": {
             "input": "range", "min": 0, "max": len(rates) - 1, "step": 1,
-            "name": f"learning rate, step of {len(rates)} "
-                    f"({rates[0]:g} to {rates[-1]:g}, log-spaced) "}})
+            "name": f"learning rate: {len(rates)} log-spaced, {rates[0]:g} to {rates[-1]:g}; "
+                    f"this one is number "}})
     chosen = "datum.seed === seed" + (" && datum.rank === rate" if sliding else "")
     rows = [{"hconcat": [_panel(name, chosen, colour), _readout(name, chosen, colour,
                                                                sliding)]}
