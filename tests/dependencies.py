@@ -7,8 +7,10 @@ check - the browser test's script-injection guard, the Ray executor's - never ra
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import shutil
 
 import pytest
 
@@ -33,3 +35,22 @@ def require_module(name: str, install: str):
         return importlib.import_module(name)
     except ImportError:
         require(False, f"the Python module {name}", install)
+
+
+@contextlib.contextmanager
+def headless_chromium():
+    """Debian's Chromium, headless, driven by Playwright (nothing is downloaded): the browser,
+    or a skip / CI failure saying how to install what is missing."""
+    executable = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                       if shutil.which(n)), None)
+    require(executable is not None, "Chromium",
+            "Debian: apt-get install chromium (`make test` installs it where it runs as root)")
+    playwright = require_module("playwright.sync_api", "pip install -e '.[dev]'")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=[
+            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            yield browser
+        finally:
+            browser.close()

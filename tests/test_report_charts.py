@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from study.cli import main
 from study.report import data as report_data
 from study.report import figures
 from study.report.charts import CHARTS, tables
-from tests.dependencies import require, require_module
+from tests.dependencies import headless_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "reports" / "charts"
@@ -139,25 +138,10 @@ def test_the_heatmap_cells_are_the_share_of_seeds_that_solve(database):
     assert by_name
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
 @pytest.fixture(scope="module")
 def browser():
-    executable = _chromium()
-    require(executable is not None, "Chromium",
-            "Debian: apt-get install chromium (`make test` installs it where it runs as root)")
-    playwright = require_module("playwright.sync_api", "pip install -e '.[dev]'")
-    with playwright.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=executable, args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+    with headless_chromium() as launched:
         yield launched
-        launched.close()
 
 
 def _open(browser, path: Path):

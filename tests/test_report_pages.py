@@ -10,7 +10,6 @@ draws the gradients figure. Screenshots go to test-artifacts/reports/.
 import html.parser
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from study.cli import main
 from study.engine.studies import ConfigError, load_study
 from study.report import build
 from study.report.charts import script
-from tests.dependencies import require, require_module
+from tests.dependencies import headless_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "reports"
@@ -222,30 +221,13 @@ def test_hostile_names_stay_inside_every_attribute_of_every_page(reports):
     assert any("f' onmouseover='window.__pwned = 6' z='<b>" in text for text in chart_texts)
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
 def test_pages_open_in_a_real_browser(reports):
-    executable = _chromium()
-    require(executable is not None, "Chromium",
-            "Debian: apt-get install chromium (`make test` installs it where it runs as root)")
-    playwright = require_module("playwright.sync_api", "pip install -e '.[dev]'")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pages = sorted(reports.glob("*.html"))
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        try:
-            for path in pages:
-                problems = _visit(browser, path)
-                assert problems == [], f"{path.name}: {problems}"
-        finally:
-            browser.close()
+    with headless_chromium() as browser:
+        for path in pages:
+            problems = _visit(browser, path)
+            assert problems == [], f"{path.name}: {problems}"
 
 
 def _visit(browser, path: Path) -> list[str]:

@@ -95,16 +95,26 @@ def as_text(frame: pd.DataFrame, columns) -> pd.DataFrame:
     return frame
 
 
-def curves(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
-    """The metric against the step, median line and its interval as a band. A training metric
-    ("loss", "accuracy") is drawn with its validation twin, dashed, when the history has it."""
+def curves_history(data: StudyResults, spec: Figure) -> tuple[pd.DataFrame, bool] | None:
+    """The history rows a curves figure draws (failed runs left out), and whether a training
+    metric ("loss", "accuracy") comes with its validation twin; None if it was not logged."""
     frame = data.history[data.history["status"] != "failed"]
     if frame.empty or spec.metric not in frame or frame[spec.metric].isna().all():
         return None
+    twin = f"val_{spec.metric}"
+    return frame, bool(spec.validation and spec.metric in ("loss", "accuracy") and twin in frame
+                       and frame[twin].notna().any())
+
+
+def curves(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
+    """The metric against the step, median line and its interval as a band. A training metric
+    ("loss", "accuracy") is drawn with its validation twin, dashed, when the history has it."""
+    shown = curves_history(data, spec)
+    if shown is None:
+        return None
+    frame, both = shown
     hue = spec.hue or "name"
     twin = f"val_{spec.metric}"
-    both = (spec.validation and spec.metric in ("loss", "accuracy") and twin in frame
-            and frame[twin].notna().any())
     columns = [spec.metric, twin] if both else [spec.metric]
     frame = as_text(frame, [hue, spec.col, spec.row])
     frame = frame.melt(id_vars=[c for c in frame if c not in columns], value_vars=columns,
@@ -183,18 +193,25 @@ def _fixed_global_seed(seed: int = 0):
         np.random.set_state(state)
 
 
-def heatmap(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
+def heatmap_values(data: StudyResults, spec: Figure) -> tuple[pd.DataFrame, str] | None:
+    """The runs a heatmap shows (failed ones left out, settings as text) with column `value`:
+    1.0 / 0.0 for reaching `threshold`, else the metric; and what a cell's mean of it is."""
     runs = data.runs[data.runs["status"] != "failed"]
     if spec.metric not in runs or spec.x is None or spec.y is None:
         return None
     runs = as_text(runs, [spec.x, spec.y, spec.col])
     values = pd.to_numeric(runs[spec.metric], errors="coerce")
     if spec.threshold is not None:
-        runs = runs.assign(value=(values >= spec.threshold).astype(float))
-        what = f"share of runs with {label(spec.metric)} >= {spec.threshold:g}"
-    else:
-        runs = runs.assign(value=values)
-        what = f"mean {label(spec.metric)}"
+        return (runs.assign(value=(values >= spec.threshold).astype(float)),
+                f"share of runs with {label(spec.metric)} >= {spec.threshold:g}")
+    return runs.assign(value=values), f"mean {label(spec.metric)}"
+
+
+def heatmap(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
+    shown = heatmap_values(data, spec)
+    if shown is None:
+        return None
+    runs, what = shown
     panels = list(dict.fromkeys(runs[spec.col])) if spec.col else [None]
     columns = runs[spec.x].nunique()  # wide enough that every cell's number fits
     figure, axes = plt.subplots(1, len(panels), figsize=(

@@ -5,23 +5,14 @@ from __future__ import annotations
 import pandas as pd
 
 from study.report.data import readable
+from study.report.figures import as_text  # the figures' text of settings, for the same legends
 
-__all__ = ["readable"]
+__all__ = ["as_text", "readable"]
 
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"  # a name only: nothing fetches it
 FONT = {"font": "system-ui, sans-serif"}
 TOGGLE = "shown"  # the legend-bound selection: click an entry to show only it, shift adds one
 MANY_MARKS = 4000  # above this many data rows, draw on a canvas (an SVG of that many nodes drags)
-
-
-def as_text(frame: pd.DataFrame, columns) -> pd.DataFrame:
-    """The columns as readable text (categories, never a numeric axis), in the short words of
-    the figures and tables (`data.readable` with the column)."""
-    frame = frame.copy()
-    for column in columns:
-        if column and column in frame:
-            frame[column] = [readable(v, column) for v in frame[column]]
-    return frame
 
 
 def order(runs: pd.DataFrame, column: str | None) -> list[str] | None:

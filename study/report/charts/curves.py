@@ -17,19 +17,19 @@ from study.engine.studies.study_schema import Figure
 from study.report.charts import common
 from study.report.charts.tables import Chart, column_table
 from study.report.data import StudyResults
+from study.report.figures import curves_history
 
 WRAP = 4  # panels per line of a chart faceted by one column
 SEED_STEPS = 40  # per run, the seeds' dots at this many logged steps at most (evenly spaced)
 
 
 def chart(data: StudyResults, spec: Figure, palette) -> Chart | None:
-    frame = data.history[data.history["status"] != "failed"]
-    if frame.empty or spec.metric not in frame or frame[spec.metric].isna().all():
+    shown = curves_history(data, spec)
+    if shown is None:
         return None
+    frame, both = shown
     hue = spec.hue or "name"
     twin = f"val_{spec.metric}"
-    both = (spec.validation and spec.metric in ("loss", "accuracy") and twin in frame
-            and frame[twin].notna().any())
     splits = {spec.metric: "training", twin: "validation"} if both else {spec.metric: spec.metric}
     facets = [c for c in (spec.col, spec.row) if c]
     frame = common.as_text(frame, [hue, *facets])

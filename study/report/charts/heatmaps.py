@@ -13,21 +13,14 @@ from study.engine.studies.study_schema import Figure
 from study.report.charts import common
 from study.report.charts.tables import Chart, column_table
 from study.report.data import StudyResults
+from study.report.figures import heatmap_values
 
 
 def chart(data: StudyResults, spec: Figure, palette) -> Chart | None:
-    runs = data.runs[data.runs["status"] != "failed"]
-    if spec.metric not in runs or spec.x is None or spec.y is None:
+    shown = heatmap_values(data, spec)
+    if shown is None:
         return None
-    runs = common.as_text(runs, [spec.x, spec.y, spec.col])
-    values = pd.to_numeric(runs[spec.metric], errors="coerce")
-    metric = spec.metric.replace("_", " ")
-    if spec.threshold is not None:
-        runs = runs.assign(value=(values >= spec.threshold).astype(float))
-        what = f"share of runs with {metric} >= {spec.threshold:g}"
-    else:
-        runs = runs.assign(value=values)
-        what = f"mean {metric}"
+    runs, what = shown
     keys = [c for c in (spec.col, spec.y, spec.x) if c]
     cells = []
     for key, part in runs.groupby(keys, sort=False):
