@@ -418,3 +418,24 @@ def test_the_initialiser_picker_redraws_every_layer_and_reads_out_its_stored_num
     (ARTIFACTS / "init-histograms-last-arm.png").write_bytes(pictures[-1])
     assert problems == [], problems
     page.close()
+
+
+def test_without_javascript_and_in_print_every_figure_is_the_static_svg(reports, browser):
+    for name in STUDIES:
+        context = browser.new_context(java_script_enabled=False)
+        page = context.new_page()
+        page.goto((reports / f"{name}.html").as_uri(), wait_until="load")
+        shown = page.eval_on_selector_all("figure[data-chart]", "els => els.map(e => [e.querySelect"
+                                          "or('img').naturalWidth > 0, getComputedStyle(e.query"
+                                          "Selector('img')).display, e.querySelector('.chart')"
+                                          ".childElementCount])")
+        assert shown and all(s == [True, "inline", 0] for s in shown), (name, shown)
+        context.close()
+        page, problems = _open(browser, reports / f"{name}.html")
+        page.emulate_media(media="print")
+        printed = page.eval_on_selector_all("figure[data-chart]", "els => els.map(e => [getCompu"
+                                            "tedStyle(e.querySelector('img')).display, getCompu"
+                                            "tedStyle(e.querySelector('.chart')).display])")
+        assert all(p == ["block", "none"] for p in printed), (name, printed)
+        assert problems == [], problems
+        page.close()
