@@ -32,8 +32,11 @@ def chart(data: StudyResults, spec: Figure, palette) -> Chart | None:
         cells.append(cell)
     table = pd.DataFrame(cells)
     low, high = float(table["value"].min()), float(table["value"].max())
-    x = {"field": spec.x, "type": "nominal", "title": spec.x, "sort": common.order(runs, spec.x)}
-    y = {"field": spec.y, "type": "nominal", "title": spec.y, "sort": common.order(runs, spec.y)}
+    # `runs` holds the settings as text already (heatmap_values): their order as they come.
+    x = {"field": spec.x, "type": "nominal", "title": spec.x,
+         "sort": list(dict.fromkeys(runs[spec.x]))}
+    y = {"field": spec.y, "type": "nominal", "title": spec.y,
+         "sort": list(dict.fromkeys(runs[spec.y]))}
     tooltip = [{"field": spec.y}, {"field": spec.x}, *([{"field": spec.col}] if spec.col else []),
                {"field": "value", "title": what, "format": ".3g"}, {"field": "runs"},
                *([{"field": "seeds", "title": f"seeds reaching {spec.threshold:g}"}]
@@ -54,7 +57,7 @@ def chart(data: StudyResults, spec: Figure, palette) -> Chart | None:
     vl["data"] = {"name": "cells"}
     if spec.col:
         vl["facet"] = {"column": {"field": spec.col, "type": "nominal", "title": spec.col,
-                                  "sort": common.order(runs, spec.col)}}
+                                  "sort": list(dict.fromkeys(runs[spec.col]))}}
         vl["spec"] = inner
     else:
         vl.update(inner)
