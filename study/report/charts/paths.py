@@ -45,12 +45,12 @@ def chart(data: StudyResults, spec: Figure, palette) -> Chart | None:
     for _, run in frame.iterrows():
         path = np.asarray(run["value"], dtype=float).reshape(-1, 2)
         rate = float(run["learning_rate"]) if sliding else None
-        label = common.readable(run[hue], hue)
-        for step, (x, y) in enumerate(path):
-            points.append((run[panel], label, rank[rate], int(run["seed"]), step, x, y))
+        label, function, seed = common.readable(run[hue], hue), run[panel], int(run["seed"])
+        points += [(function, label, rank[rate], seed, step, x, y)
+                   for step, (x, y) in enumerate(path)]
         stored = runs.loc[run["key"]]
-        readouts.append({"function": run[panel], "hue": label, "rank": rank[rate],
-                         "seed": int(run["seed"]), "rate": rate,
+        readouts.append({"function": function, "hue": label, "rank": rank[rate],
+                         "seed": seed, "rate": rate,
                          "distance": stored.get("distance"),
                          "path_length": stored.get("path_length"),
                          "status": stored["status"], "arm": str(run["name"])})
