@@ -96,14 +96,23 @@ def as_text(frame: pd.DataFrame, columns) -> pd.DataFrame:
 
 
 def curves_history(data: StudyResults, spec: Figure) -> tuple[pd.DataFrame, bool] | None:
-    """The history rows a curves figure draws (failed runs left out), and whether a training
-    metric ("loss", "accuracy") comes with its validation twin; None if it was not logged."""
+    """The history a curves figure draws, long: a row per run, logged step and `split` with its
+    `value` (failed runs left out; hue, col and row as text). A training metric ("loss",
+    "accuracy") comes with its validation twin when the history has it: splits "training" and
+    "validation", and True; else the metric's label alone. None if the metric was not logged."""
     frame = data.history[data.history["status"] != "failed"]
     if frame.empty or spec.metric not in frame or frame[spec.metric].isna().all():
         return None
     twin = f"val_{spec.metric}"
-    return frame, bool(spec.validation and spec.metric in ("loss", "accuracy") and twin in frame
-                       and frame[twin].notna().any())
+    both = bool(spec.validation and spec.metric in ("loss", "accuracy") and twin in frame
+                and frame[twin].notna().any())
+    splits = {spec.metric: "training", twin: "validation"} if both else {
+        spec.metric: label(spec.metric)}
+    frame = as_text(frame, [spec.hue or "name", spec.col, spec.row])
+    frame = frame.melt(id_vars=[c for c in frame if c not in splits], value_vars=list(splits),
+                       var_name="split", value_name="value")
+    frame["split"] = frame["split"].map(splits)
+    return frame, both
 
 
 def curves(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
@@ -114,13 +123,6 @@ def curves(data: StudyResults, spec: Figure, palette: Palette) -> Drawn | None:
         return None
     frame, both = shown
     hue = spec.hue or "name"
-    twin = f"val_{spec.metric}"
-    columns = [spec.metric, twin] if both else [spec.metric]
-    frame = as_text(frame, [hue, spec.col, spec.row])
-    frame = frame.melt(id_vars=[c for c in frame if c not in columns], value_vars=columns,
-                       var_name="split", value_name="value")
-    frame["split"] = frame["split"].map({spec.metric: "training", twin: "validation"}
-                                        if both else {spec.metric: label(spec.metric)})
     order = as_text(data.runs, [hue, spec.col, spec.row])  # the study's order, not the log's
     grid = sns.relplot(data=frame, x="step", y="value", hue=hue, col=spec.col, row=spec.row,
                        style="split" if both else None, kind="line", estimator="median",

@@ -27,17 +27,10 @@ def chart(data: StudyResults, spec: Figure, palette) -> Chart | None:
     shown = curves_history(data, spec)
     if shown is None:
         return None
-    frame, both = shown
+    long, both = shown
     hue = spec.hue or "name"
-    twin = f"val_{spec.metric}"
-    splits = {spec.metric: "training", twin: "validation"} if both else {spec.metric: spec.metric}
     facets = [c for c in (spec.col, spec.row) if c]
-    frame = common.as_text(frame, [hue, *facets])
-    frame = frame.assign(arm=frame["name"].astype(str))
-    long = frame.melt(id_vars=list(dict.fromkeys(["arm", "seed", "step", hue, *facets])),
-                      value_vars=list(splits), var_name="split", value_name="value")
-    long["split"] = long["split"].map(splits)
-    long = long.dropna(subset=["value"])
+    long = long.assign(arm=long["name"].astype(str)).dropna(subset=["value"])
     long = long[np.isfinite(long["value"].astype(float))]
     keys = [hue, *facets, "split", "step"]
     medians = pd.DataFrame([
