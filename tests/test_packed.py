@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import pytest
 
-from study.engine.training import packed
+from study.engine.training import packed, stacked
 from study.engine.studies import expand
 from study.engine.training.datasets import load_dataset
 from study.engine.training.fit import build_member, fit_member
@@ -208,8 +208,9 @@ LAYER_LIST = {"layers": [{"layer": "affine", "units": 5}, {"layer": "sigmoid"},
     ({"training": {"batch_size": 3}}, False),  # minibatches: per-seed order
     ({"data": CLOUD, "training": {"batch_size": 40}}, True),
     ({"data": CLOUD, "training": {"batch_size": 39}}, False),
+    # MNIST packs too, in mini-batches (tests/test_packed_minibatch.py)
     ({"data": {"dataset": "mnist", "n_train": 100},
-      "training": {"batch_size": 100, "loss": "cross_entropy"}}, False),
+      "training": {"batch_size": 100, "loss": "cross_entropy"}}, True),
     ({"task": "activation_histograms", "training": None}, False),
     ({"task": "activation_histograms"}, False),
     ({"training": {"sampling": "with_replacement"}}, False),
@@ -268,7 +269,7 @@ LABELS = np.array([1, 0, 0, 1], dtype="int32")
 def test_binary_cross_entropy_and_accuracy_per_run():
     # Two runs' logits for the four samples; a logit of 0 predicts class 0.
     z = np.array([[2.0, -1.0, 0.0, 3.0], [-0.5, 0.25, 1.5, 0.0]])
-    loss, accuracy = packed._per_run_loss_and_accuracy("binary_cross_entropy", LABELS,
+    loss, accuracy = stacked.per_run_loss_and_accuracy("binary_cross_entropy", LABELS,
                                                        _logits(z[..., None]))
     expected = (np.log1p(np.exp(z)) - LABELS * z).mean(axis=1)  # -log sigmoid(+-z)
     np.testing.assert_allclose(np.asarray(loss), expected, rtol=1e-6)
@@ -281,7 +282,7 @@ THREE_CLASS = np.array([[[0.0, 2.0, 1.0], [3.0, 1.0, -1.0], [0.5, 0.0, 0.7], [-1
 
 
 def test_cross_entropy_and_accuracy_per_run():
-    loss, accuracy = packed._per_run_loss_and_accuracy("cross_entropy", LABELS,
+    loss, accuracy = stacked.per_run_loss_and_accuracy("cross_entropy", LABELS,
                                                        _logits(THREE_CLASS))
     log_probabilities = THREE_CLASS - np.log(np.exp(THREE_CLASS).sum(-1, keepdims=True))
     expected = -log_probabilities[:, np.arange(4), LABELS].mean(axis=1)
@@ -290,7 +291,7 @@ def test_cross_entropy_and_accuracy_per_run():
 
 
 def test_mse_on_probabilities_and_accuracy_per_run():
-    loss, accuracy = packed._per_run_loss_and_accuracy("mse", LABELS, _logits(THREE_CLASS))
+    loss, accuracy = stacked.per_run_loss_and_accuracy("mse", LABELS, _logits(THREE_CLASS))
     probabilities = np.exp(THREE_CLASS) / np.exp(THREE_CLASS).sum(-1, keepdims=True)
     one_hot = np.eye(3)[LABELS]
     expected = ((probabilities - one_hot) ** 2).mean(axis=-1).mean(axis=1)

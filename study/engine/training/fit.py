@@ -18,7 +18,7 @@ from study.engine.studies import components
 from study.engine.studies.run_schema import EarlyStopping, RunConfig, Training
 from study.engine.training import graph_key, models, reuse
 from study.engine.training.batches import Plan, training_batches
-from study.engine.training.probes import BoundaryFrames
+from study.engine.training.probes import BoundaryFrames, add_accuracy_gap
 
 
 def epochs_of(t: Training, n: int) -> tuple[int, int]:
@@ -239,6 +239,19 @@ def history_metrics(rows: list[dict[str, Any]], diverged: bool, params: int) -> 
     metrics["solved_at_step"] = solved[0] if solved else None
     if diverged:
         metrics["diverged_at_step"] = rows[-1]["step"] if rows else 0
+    return metrics
+
+
+def pack_metrics(rows: list[dict[str, Any]], diverged: bool, params: int,
+                 final: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    """The metrics `final_metrics` computes, from a packed run's history and its final
+    (loss, accuracy) per split name ("train", "val", "test")."""
+    metrics = history_metrics(rows, diverged, params)
+    if diverged:
+        return metrics
+    for name, (loss, accuracy) in final.items():
+        metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = loss, accuracy
+    add_accuracy_gap(metrics)
     return metrics
 
 

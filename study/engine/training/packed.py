@@ -12,10 +12,12 @@ exactly the update run r would get alone. Each run keeps its own initial weights
 history, metrics, divergence and, with `record_boundaries`, decision boundaries per logged step
 (slice r of the stacked network's outputs on the grid).
 
-Only full-batch runs are packed (every step sees the whole training split, in order, for every
+Here full-batch runs are packed (every step sees the whole training split, in order, for every
 seed: `batches.batch_plan`), on TensorFlow, without the options that couple weights or draw
 per-step randomness (batch norm, dropout, residual blocks, regularizers, constraints, norm
-clipping, early stopping). Everything else goes through `run.train_run`; `packable` decides.
+clipping, early stopping); the stacked network is `stacked.StackedNetwork`. Mini-batch MNIST
+runs pack in `packed_minibatch`, each run fed its own seed's batches. Everything else goes
+through `run.train_run`; `packable` decides, `train_pack` dispatches.
 
 Exactness: a packed run's record equals the one `train_run` writes up to float32 rounding
 (tests/test_packed.py). Bit for bit, a run's numbers depend on its pack, because vectorised
@@ -34,21 +36,28 @@ from typing import Any
 import keras
 import numpy as np
 
-from study import boundary_frames, registry
+from study import boundary_frames
 from study.engine.studies import components
 from study.engine.results.store import RunRecord, now_iso
 from study.engine.studies.expansion import RunSpec
-from study.engine.training import memory, models
+from study.engine.training import memory, models, packed_minibatch
 from study.engine.training.datasets import load_dataset
 from study.engine.training.environment import enable_determinism
-from study.engine.training.fit import current_learning_rate, history_metrics
-from study.engine.training.probes import BoundaryFrames, add_accuracy_gap, decision_boundaries
+from study.engine.training.fit import current_learning_rate, pack_metrics
+from study.engine.training.probes import BoundaryFrames, decision_boundaries
 from study.engine.training.run import blank_record, train_run
+from study.engine.training.stacked import StackedNetwork, per_run_loss_and_accuracy
 
 _COUPLING_OPTIMIZER_ARGS = ("clipnorm", "global_clipnorm")
 
 
 def packable(spec: RunSpec) -> bool:
+    """Does `spec` train in a pack: a full-batch XOR run (here) or a mini-batch MNIST run
+    (`packed_minibatch`)?"""
+    return full_batch_packable(spec) or packed_minibatch.packable(spec)
+
+
+def full_batch_packable(spec: RunSpec) -> bool:
     if keras.backend.backend() != "tensorflow":
         return False
     c = spec.run_config
@@ -84,7 +93,9 @@ def packs(specs: list[RunSpec]) -> list[list[RunSpec]]:
 
 def train_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
     """Train the runs of one configuration together; one record each, in the order given."""
-    if not packable(specs[0]):
+    if packed_minibatch.packable(specs[0]):
+        return packed_minibatch.train_pack(specs, data_dir)
+    if not full_batch_packable(specs[0]):
         return [train_run(spec, data_dir) for spec in specs]
     # A packable run alone still takes this path, so its result does not depend on how the
     # runs were split among jobs.
@@ -108,106 +119,7 @@ def train_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
     return records
 
 
-class _Network:
-    """The runs' networks as stacked layers: slice r of every weight is run r's."""
-
-    def __init__(self, specs: list[RunSpec], n_in: int, n_out: int):
-        m = specs[0].run_config.model
-        self.layers: list[keras.layers.Layer] = []
-        sizes = [n_in, *m.hidden, n_out]
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            # The initial weights train_run's model would get: the same seeded initializers.
-            dtype = keras.config.floatx()
-            kernels = [models.initializer(m, spec.seed, i)(shape=(fan_in, fan_out), dtype=dtype)
-                       for spec in specs]
-            bias = registry.create("initializer", m.bias_initializer)(shape=(fan_out,),
-                                                                       dtype=dtype)
-            self.layers.append(_stacked_affine(
-                np.stack([keras.ops.convert_to_numpy(k) for k in kernels]),
-                np.stack([keras.ops.convert_to_numpy(bias)] * len(specs)) if m.use_bias
-                else None, first=i == 0))
-            if i < len(m.hidden):
-                self.layers.append(_activation(m.activation))
-
-    def __call__(self, x):
-        for layer in self.layers:
-            x = layer(x)
-        return x  # (runs, batch, outputs)
-
-
-def _activation(name: str) -> keras.layers.Layer:
-    if name.removeprefix(registry.KERAS_PREFIX) != "prelu":
-        return registry.create("activation", name)  # element-wise: any layout will do
-    # PReLU learns a slope per unit, so per run: seen as one batch of shape (1, R, B, units),
-    # slopes shared over the batch axis 2 have the shape (R, 1, units).
-    one_sample = _OneSample(name="one_sample")
-    one_sample.layer = registry.create("activation", name, shared_axes=[2])
-    return one_sample
-
-
-# The layers below are built by functions, not by their own __init__: Keras reads a layer
-# class's __init__ signature, which mutation testing's wrapper of __init__ hides.
-class _OneSample(keras.layers.Layer):
-    """Its `layer` applied to the input as one sample."""
-
-    def call(self, x):
-        return self.layer(x[None])[0]
-
-
-class _StackedAffine(keras.layers.Layer):
-    """R affine maps at once: y[r] = x[r] @ W[r] + c[r], one batched matmul.
-
-    Runs lead the layout (runs, batch, features), so each run's numbers are one contiguous
-    matmul and reduction whatever R is: a run computes the same bits in a pack of any size.
-    """
-
-    def call(self, x):
-        if self.first:  # the data, shared by every run
-            x = keras.ops.cast(x, self.kernel.dtype)
-            x = keras.ops.broadcast_to(x, (self.kernel.shape[0], *x.shape))
-        y = keras.ops.matmul(x, self.kernel)
-        return y if self.bias is None else y + self.bias[:, None, :]
-
-
-def _stacked_affine(kernels: np.ndarray, biases: np.ndarray | None,
-                    first: bool) -> _StackedAffine:
-    layer = _StackedAffine(name="stacked_affine")
-    layer.first = first
-    layer.kernel = layer.add_weight(shape=kernels.shape, name="kernel",
-                                    initializer=keras.initializers.Constant(kernels))
-    layer.bias = (None if biases is None else
-                  layer.add_weight(shape=biases.shape, name="bias",
-                                   initializer=keras.initializers.Constant(biases)))
-    return layer
-
-
-def _per_run_loss_and_accuracy(loss: str, y, outputs):
-    """Per-run mean loss and accuracy, each (R,), as `models.loss_and_metric` computes them.
-
-    outputs: (runs, batch, units) logits; y: (batch,) integer labels.
-    """
-    ops = keras.ops
-    if loss == "binary_cross_entropy":
-        target = ops.broadcast_to(ops.reshape(ops.cast(y, outputs.dtype), (1, -1, 1)),
-                                  ops.shape(outputs))
-        losses = keras.losses.binary_crossentropy(target, outputs, from_logits=True)
-        correct = ops.cast(ops.equal(ops.cast(outputs[..., 0] > 0.0, outputs.dtype),
-                                     target[..., 0]), outputs.dtype)
-    elif loss == "cross_entropy":
-        target = ops.broadcast_to(ops.reshape(y, (1, -1)), ops.shape(outputs)[:2])
-        losses = keras.losses.sparse_categorical_crossentropy(target, outputs, from_logits=True)
-        correct = ops.cast(ops.equal(ops.argmax(outputs, -1), ops.cast(target, "int64")),
-                           outputs.dtype)
-    else:  # mse on softmax probabilities against one-hot targets (seed 003)
-        probabilities = ops.softmax(outputs, axis=-1)
-        target = ops.expand_dims(ops.one_hot(y, ops.shape(outputs)[-1]), 0)
-        losses = ops.mean(ops.square(probabilities - target), axis=-1)
-        correct = ops.cast(ops.equal(ops.argmax(outputs, -1), ops.expand_dims(y, 0)),
-                           outputs.dtype)
-    return ops.mean(losses, axis=1), ops.mean(correct, axis=1)
-
-
-def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) -> "_Network":
+def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) -> StackedNetwork:
     """Fill the records; return the trained network (tests read its weights)."""
     import tensorflow as tf
 
@@ -216,7 +128,8 @@ def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) ->
     dataset = load_dataset(first, 0)
     t = first.training
     outputs = 1 if t.loss == "binary_cross_entropy" else dataset.num_classes
-    network = _Network(specs, dataset.input_shape[0], outputs)
+    network = StackedNetwork(first.model, [spec.seed for spec in specs],
+                             dataset.input_shape[0], outputs)
 
     def split(name):
         part = getattr(dataset, name)
@@ -237,7 +150,7 @@ def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) ->
         correct_sum = tf.zeros(len(specs), keras.config.floatx())
         for _ in tf.range(steps_per_epoch):
             with tf.GradientTape() as tape:
-                loss, correct = _per_run_loss_and_accuracy(t.loss, train_y,
+                loss, correct = per_run_loss_and_accuracy(t.loss, train_y,
                                                            network(train_x))
                 total = tf.reduce_sum(loss)
             gradients = tape.gradient(total, variables)
@@ -248,7 +161,7 @@ def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) ->
 
     @tf.function(reduce_retracing=True)
     def evaluate(x, y):
-        return _per_run_loss_and_accuracy(t.loss, y, network(x))
+        return per_run_loss_and_accuracy(t.loss, y, network(x))
 
     val_x, val_y = split("validation")
     if t.history_validation_size:  # as train.fit_member: history rows judge the first N
@@ -292,7 +205,7 @@ def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) ->
         diverged = not live[index]
         record.history = rows
         record.status = "diverged" if diverged else "finished"
-        record.metrics = _metrics(rows, diverged, params,
+        record.metrics = pack_metrics(rows, diverged, params,
                                   {split_name: (float(losses[index]), float(acc[index]))
                                    for split_name, (losses, acc) in final.items()})
         if boundaries is not None and not diverged:
@@ -300,14 +213,3 @@ def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) ->
         if frames is not None and (artifact := frames.artifact(index)) is not None:
             record.artifacts[boundary_frames.ARTIFACT] = artifact
     return network
-
-
-def _metrics(rows, diverged: bool, params: int, final: dict[str, tuple[float, float]]):
-    """The metrics `train._final_metrics` computes, from the pack's per-run numbers."""
-    metrics = history_metrics(rows, diverged, params)
-    if diverged:
-        return metrics
-    for name, (loss, accuracy) in final.items():
-        metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = loss, accuracy
-    add_accuracy_gap(metrics)
-    return metrics

@@ -1,0 +1,168 @@
+"""The networks of several runs as one: every weight stacked along a leading run axis.
+
+Run r's kernel of layer l is slice r of one variable of shape (R, fan_in, fan_out), its bias
+slice r of (R, fan_out); a layer is one batched matmul, y[r] = x[r] @ W[r] + c[r]. Runs lead
+the layout (runs, batch, features), so each run's numbers are one contiguous matmul and
+reduction whatever R is: a run computes the same bits in a pack of any size (tests/test_packed.py,
+tests/test_packed_minibatch.py). With a loss that is a sum over runs,
+
+    loss_total = sum_r loss_r(W_r),    so    d loss_total / d W_r = d loss_r / d W_r,
+
+and an element-wise optimizer turns each slice's gradient into exactly the update run r would
+get alone. Used by `packed` (full-batch XOR runs, one input shared by every run) and
+`packed_minibatch` (MNIST runs, each run its own batches).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from study import registry
+from study.engine.training import models
+
+
+def initial_weights(m, seeds: list[int], n_in: int, n_out: int) -> list[np.ndarray]:
+    """Every stacked weight's initial value, in network order (kernel, then bias if any, per
+    affine layer): slice r is what a run with seeds[r] alone starts from (the same seeded
+    initializers as `models.build`)."""
+    dtype = keras.config.floatx()
+    sizes = [n_in, *m.hidden, n_out]
+    weights = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        kernels = [models.initializer(m, seed, i)(shape=(fan_in, fan_out), dtype=dtype)
+                   for seed in seeds]
+        weights.append(np.stack([keras.ops.convert_to_numpy(k) for k in kernels]))
+        if m.use_bias:
+            bias = registry.create("initializer", m.bias_initializer)(shape=(fan_out,),
+                                                                       dtype=dtype)
+            weights.append(np.stack([keras.ops.convert_to_numpy(bias)] * len(seeds)))
+    return weights
+
+
+class StackedNetwork:
+    """The shorthand's affine -> activation stack of `m`, one network per seed."""
+
+    def __init__(self, m, seeds: list[int], n_in: int, n_out: int):
+        weights = iter(initial_weights(m, seeds, n_in, n_out))
+        self.layers: list[keras.layers.Layer] = []
+        for i in range(len(m.hidden) + 1):
+            kernel = next(weights)
+            bias = next(weights) if m.use_bias else None
+            self.layers.append(stacked_affine(kernel, bias, first=i == 0))
+            if i < len(m.hidden):
+                self.layers.append(activation(m.activation))
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x  # (runs, batch, outputs)
+
+    def kernels(self) -> list:
+        """The stacked kernels, first layer first (what a weight penalty applies to)."""
+        return [layer.kernel for layer in self.layers if isinstance(layer, StackedAffine)]
+
+
+def activation(name: str) -> keras.layers.Layer:
+    if name.removeprefix(registry.KERAS_PREFIX) != "prelu":
+        return registry.create("activation", name)  # element-wise: any layout will do
+    # PReLU learns a slope per unit, so per run: seen as one batch of shape (1, R, B, units),
+    # slopes shared over the batch axis 2 have the shape (R, 1, units).
+    one_sample = OneSample(name="one_sample")
+    one_sample.layer = registry.create("activation", name, shared_axes=[2])
+    return one_sample
+
+
+# The layers below are built by functions, not by their own __init__: Keras reads a layer
+# class's __init__ signature, which mutation testing's wrapper of __init__ hides.
+class OneSample(keras.layers.Layer):
+    """Its `layer` applied to the input as one sample."""
+
+    def call(self, x):
+        return self.layer(x[None])[0]
+
+
+class StackedAffine(keras.layers.Layer):
+    """R affine maps at once: y[r] = x[r] @ W[r] + c[r], one batched matmul. The first layer
+    also takes data of shape (batch, features), shared by every run."""
+
+    def call(self, x):
+        if self.first and len(x.shape) == 2:  # the data, shared by every run
+            x = keras.ops.cast(x, self.kernel.dtype)
+            x = keras.ops.broadcast_to(x, (self.kernel.shape[0], *keras.ops.shape(x)))
+        elif self.first:  # each run's own batch, (runs, batch, features)
+            x = keras.ops.cast(x, self.kernel.dtype)
+        y = keras.ops.matmul(x, self.kernel)
+        return y if self.bias is None else y + self.bias[:, None, :]
+
+
+def stacked_affine(kernels: np.ndarray, biases: np.ndarray | None,
+                   first: bool) -> StackedAffine:
+    layer = StackedAffine(name="stacked_affine")
+    layer.first = first
+    layer.kernel = layer.add_weight(shape=kernels.shape, name="kernel",
+                                    initializer=keras.initializers.Constant(kernels))
+    layer.bias = (None if biases is None else
+                  layer.add_weight(shape=biases.shape, name="bias",
+                                   initializer=keras.initializers.Constant(biases)))
+    return layer
+
+
+def per_run_loss_and_accuracy(loss: str, y, outputs):
+    """Per-run mean loss and accuracy, each (R,), as `models.loss_and_metric` computes them.
+
+    outputs: (runs, batch, units) logits; y: integer labels of shape (batch,), shared by
+    every run.
+    """
+    losses, correct = per_sample_loss_and_correct(loss, y, outputs)
+    return keras.ops.mean(losses, axis=1), keras.ops.mean(correct, axis=1)
+
+
+def per_sample_loss_and_correct(loss: str, y, outputs):
+    """Each sample's loss and 1.0 / 0.0 for a right / wrong prediction, each (R, batch).
+
+    outputs: (runs, batch, units) logits; y: integer labels, (batch,) shared by every run or
+    (runs, batch), each run its own.
+    """
+    if len(y.shape) == 2:
+        return _own_labels(loss, y, outputs)
+    ops = keras.ops
+    if loss == "binary_cross_entropy":
+        target = ops.broadcast_to(ops.reshape(ops.cast(y, outputs.dtype), (1, -1, 1)),
+                                  ops.shape(outputs))
+        losses = keras.losses.binary_crossentropy(target, outputs, from_logits=True)
+        correct = ops.cast(ops.equal(ops.cast(outputs[..., 0] > 0.0, outputs.dtype),
+                                     target[..., 0]), outputs.dtype)
+    elif loss == "cross_entropy":
+        target = ops.broadcast_to(ops.reshape(y, (1, -1)), ops.shape(outputs)[:2])
+        losses = keras.losses.sparse_categorical_crossentropy(target, outputs, from_logits=True)
+        correct = ops.cast(ops.equal(ops.argmax(outputs, -1), ops.cast(target, "int64")),
+                           outputs.dtype)
+    else:  # mse on softmax probabilities against one-hot targets (seed 003)
+        probabilities = ops.softmax(outputs, axis=-1)
+        target = ops.expand_dims(ops.one_hot(y, ops.shape(outputs)[-1]), 0)
+        losses = ops.mean(ops.square(probabilities - target), axis=-1)
+        correct = ops.cast(ops.equal(ops.argmax(outputs, -1), ops.expand_dims(y, 0)),
+                           outputs.dtype)
+    return losses, correct
+
+
+def _own_labels(loss: str, y, outputs):
+    """`per_sample_loss_and_correct` with labels of shape (runs, batch)."""
+    ops = keras.ops
+    if loss == "binary_cross_entropy":
+        target = ops.cast(y, outputs.dtype)[..., None]
+        losses = keras.losses.binary_crossentropy(target, outputs, from_logits=True)
+        correct = ops.cast(ops.equal(ops.cast(outputs[..., 0] > 0.0, outputs.dtype),
+                                     target[..., 0]), outputs.dtype)
+    elif loss == "cross_entropy":
+        losses = keras.losses.sparse_categorical_crossentropy(y, outputs, from_logits=True)
+        correct = ops.cast(ops.equal(ops.argmax(outputs, -1), ops.cast(y, "int64")),
+                           outputs.dtype)
+    else:
+        probabilities = ops.softmax(outputs, axis=-1)
+        target = ops.one_hot(y, ops.shape(outputs)[-1])
+        losses = ops.mean(ops.square(probabilities - target), axis=-1)
+        correct = ops.cast(ops.equal(ops.argmax(outputs, -1), ops.cast(y, "int64")),
+                           outputs.dtype)
+    return losses, correct
