@@ -60,22 +60,35 @@ def failed_record(spec: RunSpec, reason: str) -> RunRecord:
 
 
 class Units:
-    """The work units still to hand out (`packed.packs`), follow-ups first."""
+    """The work units still to hand out (`packed.packs`), follow-ups first. `next(shape)` hands
+    out the first unit of that model shape (`packed.unit_shape`) if one waits, so that a
+    worker keeps training on the model it has traced; else the first unit."""
 
     def __init__(self, specs: Iterable[RunSpec]):
-        from study.engine.training.packed import packs
+        from study.engine.training.packed import packs, unit_shape
 
-        self._packs = packs
-        self._queue = collections.deque(packs(list(specs)))
+        self._packs, self._shape = packs, unit_shape
+        self._queue: collections.deque = collections.deque(
+            (unit_shape(unit), unit) for unit in packs(list(specs)))
 
     def __bool__(self) -> bool:
         return bool(self._queue)
 
-    def next(self) -> list[RunSpec]:
+    def next(self, shape: str | None = None) -> list[RunSpec]:
+        return self.take(shape)[1]
+
+    def take(self, shape: str | None = None) -> tuple[str, list[RunSpec]]:
+        """`(shape, unit)` of the unit `next` hands out."""
+        if shape is not None:
+            for index, (unit_shape, unit) in enumerate(self._queue):
+                if unit_shape == shape:
+                    del self._queue[index]
+                    return unit_shape, unit
         return self._queue.popleft()
 
     def first(self, specs: list[RunSpec]) -> None:
-        self._queue.extendleft(reversed(self._packs(specs)) if specs else [])
+        self._queue.extendleft(reversed([(self._shape(unit), unit) for unit in self._packs(specs)])
+                               if specs else [])
 
 
 class SerialExecutor:
@@ -114,9 +127,16 @@ class ProcessExecutor:
         with WorkerPool(self.jobs, self.work, args=(self.data_dir,), initializer=limit_threads,
                         initargs=(threads_per_job(self.jobs),)) as pool:
 
+            shapes: dict[int, str] = {}  # a worker's place -> the shape of its last unit
+
             def hand_out():
+                # A freed worker gets the next unit of the model it trained last, if one waits:
+                # its kept model or trainer serves it without a new trace (`reuse`). The units
+                # are the same, only their order between workers changes.
                 while waiting and pool.has_room:
-                    pool.submit(waiting.next())
+                    place = pool.free_place()
+                    shapes[place], unit = waiting.take(shapes.get(place))
+                    pool.submit(unit, place)
 
             # One unit per worker. A freed worker gets its next unit before the driver stores
             # the records it sent back, so none idles while the store is written; a follow-up

@@ -97,9 +97,17 @@ class WorkerPool:
     def has_room(self) -> bool:
         return any(not slot.busy for slot in self._slots)
 
-    def submit(self, item: Any) -> None:
-        """Hand `item` to a free worker (started now if its slot is empty or its process dead)."""
-        slot = next(slot for slot in self._slots if not slot.busy)
+    def free_place(self) -> int:
+        """The place (index) of the first free worker."""
+        return next(slot.index for slot in self._slots if not slot.busy)
+
+    def submit(self, item: Any, place: int | None = None) -> None:
+        """Hand `item` to a free worker, the one at `place` if given (started now if its slot
+        is empty or its process dead)."""
+        slot = (next(slot for slot in self._slots if not slot.busy) if place is None
+                else self._slots[place])
+        if slot.busy:
+            raise ValueError(f"the worker at place {place} is busy")
         if slot.process is not None and not slot.process.is_alive():
             self._reap(slot)  # died between items: nothing of ours was lost
         if slot.process is None:

@@ -40,7 +40,7 @@ from study import boundary_frames
 from study.engine.studies import components
 from study.engine.results.store import RunRecord, now_iso
 from study.engine.studies.expansion import RunSpec
-from study.engine.training import memory, models, packed_minibatch
+from study.engine.training import graph_key, memory, models, packed_minibatch
 from study.engine.training.datasets import load_dataset
 from study.engine.training.environment import enable_determinism
 from study.engine.training.fit import current_learning_rate, pack_metrics
@@ -89,6 +89,17 @@ def packs(specs: list[RunSpec]) -> list[list[RunSpec]]:
         else:
             singles.append([spec])
     return [sorted(arm, key=lambda s: s.seed) for arm in arms.values()] + singles
+
+
+def unit_shape(unit: list[RunSpec]) -> str:
+    """What a worker needs traced to train `unit`: the graph of its configuration
+    (`graph_key`: initializer, constant learning rate and L1/L2 factor aside) and the pack's
+    size. Units of one shape run on one worker's kept model or trainer without a new trace."""
+    first = unit[0]
+    config = first.run_config
+    graph = graph_key.graph_key(config) if config.task == "train" else json.dumps(
+        first.config, sort_keys=True)
+    return json.dumps([graph, len(unit)])
 
 
 def train_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
