@@ -62,4 +62,5 @@ def _load_dataset(d, seed: int, data_dir, stopping: int | None) -> datasets.Data
         return datasets.xor_cloud(d.cloud_points, d.cloud_noise, seed=0)
     mnist = datasets.mnist(d.n_train, subset_seed=seed if d.subset == "random" else None,
                            data_dir=data_dir, early_stopping_size=stopping)
+    datasets.forget_file_arrays()
     return datasets.with_target(mnist, d.target)
