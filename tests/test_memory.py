@@ -8,6 +8,7 @@ every run until `study.memory` dropped them. These tests fail if the purge is re
 import gc
 
 import keras
+import numpy as np
 import pytest
 
 from study.engine.training import memory, reuse
@@ -66,3 +67,37 @@ def test_without_the_purge_the_registry_grows():
     for name in added:  # leave the registry as the test found it
         del registry[name]
     keras.utils.clear_session(free_memory=True)
+
+
+def test_a_workers_tensor_of_an_aligned_array_shares_its_memory():
+    # MNIST's splits are made on 64-byte boundaries (data.aligned_empty) so that a worker
+    # holds the 157 MB of training images once, not twice (reuse.shared_tensor).
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow tensors")
+    from study import data
+
+    x = data.aligned_empty((300, 784), np.float32)
+    assert x.ctypes.data % data.ALIGNMENT == 0 and x.flags.c_contiguous
+    x[...] = np.random.default_rng(0).random((300, 784), dtype=np.float32)
+    x.flags.writeable = False  # as reuse.dataset leaves it
+    tensor = reuse.shared_tensor(x)
+    np.testing.assert_array_equal(tensor.numpy(), x)
+    assert not x.flags.writeable
+    x.flags.writeable = True
+    x[7, 5] = 42.0  # the tensor sees it: one buffer
+    assert float(tensor[7, 5]) == 42.0
+    # An array TensorFlow cannot hold as it is (here: off the boundary) is copied.
+    unaligned = np.frombuffer(bytes(4 * 785), dtype=np.float32, offset=4)
+    assert reuse.shared_tensor(unaligned) is None
+    np.testing.assert_array_equal(reuse.tensor(unaligned).numpy(), unaligned)
+
+
+def test_mnist_splits_are_aligned_and_the_values_they_were():
+    from study import data
+
+    mnist = data.mnist(300)
+    for split in (mnist.train, mnist.validation, mnist.test):
+        assert split.x.ctypes.data % data.ALIGNMENT == 0 and split.x.dtype == np.float32
+    raw = np.load(data.mnist_file())
+    expected = raw["x_train"][:300].reshape(300, 784).astype(np.float32) / np.float32(255)
+    np.testing.assert_array_equal(mnist.train.x, expected)
