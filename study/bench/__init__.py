@@ -96,7 +96,7 @@ def _xor(*, data_dir, log, **_) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         engine = wall.timed_study_run(["experiments/xor.toml", "--jobs", 2,
                                        "--db", Path(folder) / "xor.db"])
-    _check(engine)
+    wall.check(engine)
     return {"naive_seconds_per_run": naive, "engine_seconds": engine.seconds,
             "engine_runs": engine.runs}
 
@@ -116,7 +116,7 @@ def _linear(*, data_dir, log, **_) -> dict[str, Any]:
             path.write_text(variant, encoding="utf-8")
             timed = wall.timed_study_run([path, "--jobs", 2, "--db", Path(folder) / f"{seeds}.db",
                                           *_data_args(data_dir)])
-            _check(timed)
+            wall.check(timed)
             log(f"bench: mnist_init x {seeds} seeds: {timed.runs} runs in {timed.seconds:.0f} s")
             rows.append({"seeds": seeds, "runs": timed.runs, "seconds": timed.seconds,
                          "seconds_per_run": timed.seconds / timed.runs})
@@ -135,7 +135,7 @@ def _whole(quick: bool) -> Callable[..., dict[str, Any]]:
                 timed = wall.timed_study_run([*files, "--jobs", jobs, "--db", db,
                                               *(["--quick"] if quick else []),
                                               *_data_args(data_dir)])
-                _check(timed)
+                wall.check(timed)
                 log(f"bench: {'quick' if quick else 'full'} --jobs {jobs}: {timed.runs} runs "
                     f"in {timed.seconds / 60:.1f} min")
                 rows.append({"jobs": jobs, "runs": timed.runs, "seconds": timed.seconds,
@@ -149,13 +149,6 @@ def _whole(quick: bool) -> Callable[..., dict[str, Any]]:
 
 def _data_args(data_dir) -> list[str]:
     return ["--data-dir", data_dir] if data_dir else []
-
-
-def _check(timed) -> None:
-    if timed.returncode != 0 or timed.failed:
-        raise RuntimeError(f"bench: {' '.join(map(str, timed.command))} ended with "
-                           f"{timed.returncode} ({timed.failed} failed runs):\n"
-                           f"{timed.output[-2000:]}")
 
 
 def _worker_minutes(db: Path) -> dict[str, float]:
