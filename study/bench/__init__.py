@@ -4,6 +4,9 @@ written to reports/bench.md (and bench.json, the raw numbers), then printed.
 Parts (`--parts`, all by default; a part measured again replaces only its own section):
 - `optimizers`: ms per step of each of our optimizers and its Keras built-in on the MNIST
   network, interleaved repeats (study.bench.steps); the bar is a median ratio of 1.05.
+- `floor`: ms per MNIST run-step from the raw compiled step (one TensorFlow thread) through
+  packed steps and Keras `fit` to the engine's all-in cost and per-arm start-up, each as a
+  ratio to the raw step (study.bench.floor); bars: all-in <= 1.3x raw, start-up < 0.5 s.
 - `xor`: runs per second of the seed's XOR net trained the naive way (one `fit` of 2000 epochs
   per run) and the engine's way (`study run experiments/xor.toml --jobs 2`: packed runs,
   process start and compilation included).
@@ -29,7 +32,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-PARTS = ("optimizers", "xor", "linear", "quick", "full")
+from study.bench import floor
+
+PARTS = ("optimizers", "floor", "xor", "linear", "quick", "full")
 RATIO_BAR = 1.05
 
 
@@ -159,7 +164,7 @@ def _worker_minutes(db: Path) -> dict[str, float]:
 
 
 MEASURE: dict[str, Callable[..., dict[str, Any]]] = {
-    "optimizers": _optimizers, "xor": _xor, "linear": _linear,
+    "optimizers": _optimizers, "floor": floor.measure, "xor": _xor, "linear": _linear,
     "quick": _whole(quick=True), "full": _whole(quick=False),
 }
 
@@ -251,7 +256,8 @@ def _whole_section(title: str) -> Callable[[dict[str, Any]], list[str]]:
     return section
 
 
-SECTIONS = {"optimizers": _optimizers_section, "xor": _xor_section, "linear": _linear_section,
+SECTIONS = {"optimizers": _optimizers_section, "floor": floor.section, "xor": _xor_section,
+            "linear": _linear_section,
             "quick": _whole_section("`study run experiments/*.toml --quick`"),
             "full": _whole_section("`study run experiments/*.toml` (the full studies)")}
 
