@@ -49,10 +49,11 @@ report: setup
 experiments-quick: setup data
 	STUDY_NO_KERAS_DOWNLOAD=1 $(BIN)/study run experiments/*.toml --jobs $(JOBS) --quick --db results/quick.db
 
-# Speed figures into reports/bench.md (and bench.json): optimizers ours vs Keras, XOR naive vs
-# engine, cost per run, quick and full studies with --jobs 1 and 2. All parts take about 1.5 h;
-# `make bench PARTS=optimizers,xor` takes minutes. Run it on an otherwise idle machine.
-PARTS ?= optimizers,xor,linear,quick,full
+# Speed figures into reports/bench.md (and bench.json): optimizers ours vs Keras, the floor (raw
+# compiled MNIST step to the engine's all-in cost), XOR naive vs engine, cost per run, quick and
+# full studies with --jobs 1 and 2. All parts take about 1.5 h; `make bench PARTS=optimizers,xor`
+# or `make bench PARTS=floor` takes minutes. Run it on an otherwise idle machine.
+PARTS ?= optimizers,floor,xor,linear,quick,full
 bench: setup data
 	STUDY_NO_KERAS_DOWNLOAD=1 $(BIN)/study bench --parts $(PARTS)
 

@@ -214,15 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_report)
 
     bench = commands.add_parser(
-        "bench", help="measure speed (optimizers, XOR, whole studies) into reports/bench.md")
-    bench.add_argument("--parts", default="optimizers,xor,linear,quick,full",
-                       help="comma-separated parts: optimizers, xor, linear, quick, full "
+        "bench", help="measure speed (optimizers, the floor, XOR, whole studies) into "
+                 "reports/bench.md")
+    bench.add_argument("--parts", default="optimizers,floor,xor,linear,quick,full",
+                       help="comma-separated parts: optimizers, floor, xor, linear, quick, full "
                             "(default all; full alone takes about 1.5 hours)")
     bench.add_argument("--out", default="reports", help="folder of bench.md (default reports/)")
     bench.add_argument("--repeats", type=int, default=15,
-                       help="interleaved repeats of the optimizer timings (default 15)")
+                       help="interleaved repeats of the optimizer timings (default 15; the "
+                            "floor's at most 5)")
     bench.add_argument("--steps", type=int, default=300,
-                       help="training steps per optimizer timing (default 300)")
+                       help="training steps per optimizer and floor timing (default 300)")
     bench.add_argument("--data-dir", default=None, help="folder of mnist.npz (default ./data)")
     bench.set_defaults(handler=_bench)
 

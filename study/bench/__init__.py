@@ -4,6 +4,9 @@ written to reports/bench.md (and bench.json, the raw numbers), then printed.
 Parts (`--parts`, all by default; a part measured again replaces only its own section):
 - `optimizers`: ms per step of each of our optimizers and its Keras built-in on the MNIST
   network, interleaved repeats (study.bench.steps); the bar is a median ratio of 1.05.
+- `floor`: ms per MNIST run-step from the raw compiled step (one TensorFlow thread) through
+  packed steps and Keras `fit` to the engine's all-in cost and per-arm start-up, each as a
+  ratio to the raw step (study.bench.floor); bars: all-in <= 1.3x raw, start-up < 0.5 s.
 - `xor`: runs per second of the seed's XOR net trained the naive way (one `fit` of 2000 epochs
   per run) and the engine's way (`study run experiments/xor.toml --jobs 2`: packed runs,
   process start and compilation included).
@@ -29,7 +32,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-PARTS = ("optimizers", "xor", "linear", "quick", "full")
+from study.bench import floor
+
+PARTS = ("optimizers", "floor", "xor", "linear", "quick", "full")
 RATIO_BAR = 1.05
 
 
@@ -96,7 +101,7 @@ def _xor(*, data_dir, log, **_) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         engine = wall.timed_study_run(["experiments/xor.toml", "--jobs", 2,
                                        "--db", Path(folder) / "xor.db"])
-    _check(engine)
+    wall.check(engine)
     return {"naive_seconds_per_run": naive, "engine_seconds": engine.seconds,
             "engine_runs": engine.runs}
 
@@ -116,7 +121,7 @@ def _linear(*, data_dir, log, **_) -> dict[str, Any]:
             path.write_text(variant, encoding="utf-8")
             timed = wall.timed_study_run([path, "--jobs", 2, "--db", Path(folder) / f"{seeds}.db",
                                           *_data_args(data_dir)])
-            _check(timed)
+            wall.check(timed)
             log(f"bench: mnist_init x {seeds} seeds: {timed.runs} runs in {timed.seconds:.0f} s")
             rows.append({"seeds": seeds, "runs": timed.runs, "seconds": timed.seconds,
                          "seconds_per_run": timed.seconds / timed.runs})
@@ -135,7 +140,7 @@ def _whole(quick: bool) -> Callable[..., dict[str, Any]]:
                 timed = wall.timed_study_run([*files, "--jobs", jobs, "--db", db,
                                               *(["--quick"] if quick else []),
                                               *_data_args(data_dir)])
-                _check(timed)
+                wall.check(timed)
                 log(f"bench: {'quick' if quick else 'full'} --jobs {jobs}: {timed.runs} runs "
                     f"in {timed.seconds / 60:.1f} min")
                 rows.append({"jobs": jobs, "runs": timed.runs, "seconds": timed.seconds,
@@ -151,13 +156,6 @@ def _data_args(data_dir) -> list[str]:
     return ["--data-dir", data_dir] if data_dir else []
 
 
-def _check(timed) -> None:
-    if timed.returncode != 0 or timed.failed:
-        raise RuntimeError(f"bench: {' '.join(map(str, timed.command))} ended with "
-                           f"{timed.returncode} ({timed.failed} failed runs):\n"
-                           f"{timed.output[-2000:]}")
-
-
 def _worker_minutes(db: Path) -> dict[str, float]:
     with sqlite3.connect(db) as connection:
         rows = connection.execute("SELECT study, SUM(wall_time) FROM runs GROUP BY study "
@@ -166,7 +164,7 @@ def _worker_minutes(db: Path) -> dict[str, float]:
 
 
 MEASURE: dict[str, Callable[..., dict[str, Any]]] = {
-    "optimizers": _optimizers, "xor": _xor, "linear": _linear,
+    "optimizers": _optimizers, "floor": floor.measure, "xor": _xor, "linear": _linear,
     "quick": _whole(quick=True), "full": _whole(quick=False),
 }
 
@@ -258,7 +256,8 @@ def _whole_section(title: str) -> Callable[[dict[str, Any]], list[str]]:
     return section
 
 
-SECTIONS = {"optimizers": _optimizers_section, "xor": _xor_section, "linear": _linear_section,
+SECTIONS = {"optimizers": _optimizers_section, "floor": floor.section, "xor": _xor_section,
+            "linear": _linear_section,
             "quick": _whole_section("`study run experiments/*.toml --quick`"),
             "full": _whole_section("`study run experiments/*.toml` (the full studies)")}
 

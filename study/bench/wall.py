@@ -34,6 +34,14 @@ class Timed:
     output: str = ""
 
 
+def check(timed: Timed) -> None:
+    """Raise if the timed command failed or stored failed runs: its figures would mislead."""
+    if timed.returncode != 0 or timed.failed:
+        raise RuntimeError(f"bench: {' '.join(map(str, timed.command))} ended with "
+                           f"{timed.returncode} ({timed.failed} failed runs):\n"
+                           f"{timed.output[-2000:]}")
+
+
 def timed_study_run(args: list[str], cwd: Path | str | None = None) -> Timed:
     command = [sys.executable, "-m", "study", "run", *map(str, args)]
     env = {**os.environ, "STUDY_NO_KERAS_DOWNLOAD": "1"}
