@@ -8,11 +8,11 @@ the logits, float32):
   a fixed batch, called from a Python loop: the compiled step plus one call's overhead.
 - `raw_loop`: the same step K times in a `tf.range` loop inside one `tf.function`: no Python
   between steps, the floor of what one network's step costs here.
-- `packed_R`: R networks stacked (weights (R, fan_in, fan_out), biases (R, fan_out)), one
-  batched matmul per layer, each slice fed its own batch gathered from its own indices every
-  step, loss = sum over slices of each slice's mean cross-entropy (so slice r's gradient is its
-  network's own), SGD; the in-graph loop again, its time divided by R. The gather is timed with
-  it (the raw step's batch is fixed), as a packed engine path would have to pay it.
+- `packed_R`: the engine's packed trainer (`packed_minibatch.Trainer`: R networks stacked,
+  weights (R, fan_in, fan_out), one batched matmul per layer, each slice fed its own seed's
+  batch every step, draws with replacement as mnist_init's) running `steps` steps in its
+  compiled loop, its time divided by R. Each step's gather of the R batches, and the epoch's
+  running loss and accuracy, are timed with it (the raw step's batch is fixed).
 - `fit_100`, `fit_1`: Keras `fit` (accuracy metric, as the engine compiles it) on a
   `tf.data` of in-memory tensors, `repeat().batch(128)`, steps_per_execution 100 and 1.
 
@@ -77,57 +77,22 @@ def raw_steps(model, learning_rate: float = LEARNING_RATE):
     return tf.function(body, jit_compile=False), loop
 
 
-class PackedNetworks:
-    """R networks as stacked variables: slice r of every weight is network r's."""
+def engine_pack(networks: int, n_train: int, steps: int):
+    """The engine's packed trainer (`packed_minibatch.Trainer`) of the network for seeds
+    0..networks-1, and their stacked batch plans of `steps` steps over `n_train` images."""
+    from study.engine.studies import expand
+    from study.engine.training import packed_minibatch
 
-    def __init__(self, kernels: list[np.ndarray], biases: list[np.ndarray],
-                 learning_rate: float = LEARNING_RATE):
-        import keras
-        import tensorflow as tf
-
-        self.kernels = [tf.Variable(k, dtype=tf.float32) for k in kernels]
-        self.biases = [tf.Variable(b, dtype=tf.float32) for b in biases]
-        self.variables = [v for pair in zip(self.kernels, self.biases) for v in pair]
-        self.optimizer = keras.optimizers.SGD(learning_rate)
-        self.optimizer.build(self.variables)
-        self.train = tf.function(self._train, jit_compile=False)
-
-    @classmethod
-    def he_normal(cls, networks: int, sizes=(784, *HIDDEN, CLASSES), seed: int = 0):
-        """R networks, each with its own He-normal kernels (NumPy, seeded) and zero biases."""
-        kernels = [np.stack([np.random.default_rng([seed, r, layer]).normal(
-            0.0, np.sqrt(2.0 / fan_in), (fan_in, fan_out)) for r in range(networks)])
-            .astype(np.float32)
-            for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]))]
-        biases = [np.zeros((networks, k.shape[2]), np.float32) for k in kernels]
-        return cls(kernels, biases)
-
-    def logits(self, x):
-        """x: (R, batch, inputs) -> (R, batch, classes)."""
-        import tensorflow as tf
-
-        for layer, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
-            x = tf.matmul(x, kernel) + bias[:, None, :]
-            if layer < len(self.kernels) - 1:
-                x = tf.nn.relu(x)
-        return x
-
-    def _train(self, x_all, y_all, indices):
-        """One SGD step per row of `indices` (steps, R, batch): slice r trains on the samples
-        indices[s, r] of (x_all, y_all). Returns the last step's per-slice losses (R,)."""
-        import tensorflow as tf
-
-        losses = tf.zeros(self.kernels[0].shape[0])
-        for step in tf.range(tf.shape(indices)[0]):
-            x = tf.gather(x_all, indices[step])  # (R, batch, inputs)
-            y = tf.gather(y_all, indices[step])  # (R, batch)
-            with tf.GradientTape() as tape:
-                losses = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=y, logits=self.logits(x)), axis=1)
-                total = tf.reduce_sum(losses)  # d total / d W_r = d loss_r / d W_r
-            gradients = tape.gradient(total, self.variables)
-            self.optimizer.apply(gradients, self.variables)
-        return losses
+    specs = expand({
+        "name": "bench_floor_packed", "seeds": list(range(networks)),
+        "data": {"dataset": "mnist"},
+        "model": {"hidden": list(HIDDEN), "activation": "relu", "initializer": "he_normal"},
+        "training": {"optimizer": "sgd", "learning_rate": LEARNING_RATE, "batch_size": BATCH,
+                     "steps": steps, "loss": "cross_entropy", "sampling": "with_replacement"},
+    }, light=True).runs
+    trainer = packed_minibatch.Trainer(specs[0].run_config, [s.seed for s in specs], 784,
+                                       CLASSES)
+    return trainer, packed_minibatch.stacked_plans(specs, n_train)
 
 
 def _fit_model(steps_per_execution: int, seed: int):
@@ -161,13 +126,11 @@ def timers(x: np.ndarray, y: np.ndarray, *, steps: int, packs=(8, 11), fit: bool
         float(loss)  # the last step has run
 
     found = {"raw_call": (raw_call, 1), "raw_loop": (lambda: float(loop(batch_x, batch_y, k)), 1)}
-    rng = np.random.default_rng([seed, 1])
     for networks in packs:
-        packed = PackedNetworks.he_normal(networks, seed=seed)
-        indices = tf.constant(rng.integers(len(x), size=(steps, networks, BATCH)), tf.int32)
+        trainer, plan = engine_pack(networks, len(x), steps)
         found[f"packed_{networks}"] = (
-            lambda packed=packed, indices=indices: packed.train(x_all, y_all, indices).numpy(),
-            networks)
+            lambda trainer=trainer, plan=plan: trainer.train_epoch(
+                (x_all, y_all), plan, 0, steps)[0].numpy(), networks)
     data = tf.data.Dataset.from_tensor_slices((x_all, y_all)).repeat().batch(
         BATCH, drop_remainder=True)
     fits = (("fit_100", largest_divisor(steps, 100)), ("fit_1", 1)) if fit else ()

@@ -274,7 +274,7 @@ def _any_size(tensor, *free: int):
     return tf.TensorSpec(shape, tensor.dtype)
 
 
-def _plans(specs: list[RunSpec], n: int):
+def stacked_plans(specs: list[RunSpec], n: int):
     """Every run's batch plan, stacked: indices (runs, L); starts, ends (steps,), the same for
     every seed (they depend on n, the batch size and the steps); shifts (runs, steps, width, 2)
     or None."""
@@ -307,7 +307,7 @@ def train_records(specs: list[RunSpec], records: list[RunRecord], data_dir,
         return reuse.tensor(split.x), tf.cast(reuse.tensor(split.y), tf.int32)
 
     train = tensors(dataset.train)
-    plan = _plans(specs, n)
+    plan = stacked_plans(specs, n)
     steps_per_epoch, epochs = epochs_of(t, n)
     validation = tensors(dataset.validation)
     history_size = t.history_validation_size or len(dataset.validation)
