@@ -55,6 +55,11 @@ CASES = {
     "adagrad, shifted images, epochs": {
         "training": {"optimizer": "adagrad", "augment_shift": 2, "steps": None,
                      "log_every": None, "epochs": 3, "history_validation_size": None}},
+    "gradient norms, deeper sigmoid, shifted images": {
+        "model": {"hidden": [16, 16, 16, 16], "activation": "sigmoid",
+                  "regularizer": "l2", "regularizer_args": {"l2": 0.01}},
+        "training": {"record_gradients": True, "augment_shift": 1,
+                     "sampling": "with_replacement"}},
     "elastic net, sigmoid, sgd": {
         "model": {"regularizer": "elastic_net", "regularizer_args": {"l1": 1e-4, "l2": 1e-3},
                   "activation": "sigmoid"},
@@ -88,7 +93,11 @@ def _assert_close(record, alone):
         assert (mine["epoch"], mine["step"]) == (theirs["epoch"], theirs["step"])
         for column in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
             assert mine[column] == pytest.approx(theirs[column], rel=1e-6, abs=TOLERANCE), column
-    assert record.artifacts == alone.artifacts == {}
+    assert set(record.artifacts) == set(alone.artifacts)
+    for mine, theirs in zip(record.artifacts.get("gradient_norms", []),
+                            alone.artifacts.get("gradient_norms", [])):
+        assert (mine["layer"], mine["name"]) == (theirs["layer"], theirs["name"])
+        assert mine["norm"] == pytest.approx(theirs["norm"], rel=1e-5)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -190,7 +199,7 @@ def test_a_diverging_seed_stops_alone():
     ({"model": {"activation": "tests.own_code.throwaway:mish"}}, False),
     ({"training": {"early_stopping": {"patience": 2}}}, False),
     ({"training": {"ensemble": 2}}, False),
-    ({"training": {"record_gradients": True}}, False),
+    ({"training": {"record_gradients": True}}, True),
     ({"training": {"optimizer_args": {"clipnorm": 1.0}}}, False),  # a norm over all runs
     ({"training": {"optimizer_args": {"clipvalue": 1.0}}}, True),  # element-wise
     ({"model": {"regularizer": "l1", "regularizer_args": {"l1": 0.001}}}, True),

@@ -242,6 +242,16 @@ def history_metrics(rows: list[dict[str, Any]], diverged: bool, params: int) -> 
     return metrics
 
 
+def gradient_metrics(norms: list[dict[str, Any]]) -> dict[str, Any]:
+    """`grad_norm_<layer>` of each layer and `grad_norm_first_over_last`, from a run's
+    gradient norms (`probes.gradient_norms`)."""
+    metrics: dict[str, Any] = {f"grad_norm_{g['layer']}": g["norm"] for g in norms}
+    # Below 1: the gradient shrinks on its way back to the first layer (vanishes).
+    metrics["grad_norm_first_over_last"] = (norms[0]["norm"] / norms[-1]["norm"]
+                                            if norms[-1]["norm"] else None)
+    return metrics
+
+
 def pack_metrics(rows: list[dict[str, Any]], diverged: bool, params: int,
                  final: dict[str, tuple[float, float]]) -> dict[str, Any]:
     """The metrics `final_metrics` computes, from a packed run's history and its final

@@ -23,9 +23,10 @@ shorthand network of registry components (hidden sizes, activation incl. PReLU, 
 bias), any registry optimizer and schedule without norm clipping (clipnorm and global_clipnorm
 take a norm over the whole stacked variable, which would couple the runs), a weight penalty
 (called on each run's slice), augmentation shifts, either sampling, targets digit and parity
-with cross-entropy, binary cross-entropy or MSE. What trains alone: batch norm, dropout,
-residual blocks, constraints, early stopping, ensembles, gradient records, layer lists,
-activation arguments, your own components, the regression target, non-TensorFlow backends.
+with cross-entropy, binary cross-entropy or MSE, gradient norms before the first step
+(`record_gradients`). What trains alone: batch norm, dropout, residual blocks, constraints,
+early stopping, ensembles, layer lists, activation arguments, your own components, the
+regression target, non-TensorFlow backends.
 
 Exactness: a packed run equals the run trained alone by `train_run` up to float32 rounding
 (a batched matmul and per-run reductions instead of Keras's Dense and loss, in another order;
@@ -61,7 +62,7 @@ from study.engine.training.batches import Plan, shift_images
 from study.engine.training.datasets import changed_data, load_dataset
 from study.engine.training.environment import enable_determinism
 from study.engine.training.fit import (EVALUATION_BATCH, current_learning_rate, epochs_of,
-                                       evaluation_splits, pack_metrics)
+                                       evaluation_splits, gradient_metrics, pack_metrics)
 from study.engine.training.run import blank_record, train_run
 from study.engine.training.stacked import StackedNetwork, per_sample_loss_and_correct
 
@@ -80,7 +81,6 @@ def packable(spec: RunSpec) -> bool:
     return (plain and c.data.subset == "first" and c.data.target != "value"
             and not m.batch_norm and m.dropout == 0 and not m.residual
             and m.constraint is None and t.early_stopping is None and t.ensemble == 1
-            and not t.record_gradients
             and not any(t.optimizer_args.get(k) for k in _COUPLING_OPTIMIZER_ARGS))
 
 
@@ -208,25 +208,50 @@ class Trainer:
         correct_sum = tf.zeros(self.runs, dtype)
         count = tf.zeros((), dtype)
         for step in tf.range(first_step, first_step + steps):
-            chosen = indices[:, starts[step]:ends[step]]  # (runs, batch): each run's samples
-            images = tf.gather(xs, chosen)
-            if shifts is not None:
-                width = tf.shape(chosen, out_type=tf.int64)[1]
-                moved = shift_images(tf.reshape(images, (-1, images.shape[-1])),
-                                     tf.reshape(shifts[:, step, :width], (-1, 2)))
-                images = tf.reshape(moved, tf.shape(images))
-            labels = tf.gather(ys, chosen)
+            images, labels = self._batch(xs, ys, indices, starts, ends, shifts, step)
             with tf.GradientTape() as tape:
                 loss, correct = self._means(labels, self.network(images))
                 loss = loss + self.penalties()
                 total = tf.reduce_sum(loss)
             gradients = tape.gradient(total, self.trainable)
             self.optimizer.apply(gradients, self.trainable)
-            size = tf.cast(tf.shape(chosen)[1], dtype)
+            size = tf.cast(tf.shape(labels)[1], dtype)
             loss_sum += loss * size
             correct_sum += correct * size
             count += size
         return loss_sum / count, correct_sum / count
+
+    @staticmethod
+    def _batch(xs, ys, indices, starts, ends, shifts, step):
+        """Every run's batch of `step`, (runs, batch, features) and (runs, batch)."""
+        import tensorflow as tf
+
+        chosen = indices[:, starts[step]:ends[step]]  # (runs, batch): each run's samples
+        images = tf.gather(xs, chosen)
+        if shifts is not None:
+            width = tf.shape(chosen, out_type=tf.int64)[1]
+            moved = shift_images(tf.reshape(images, (-1, images.shape[-1])),
+                                 tf.reshape(shifts[:, step, :width], (-1, 2)))
+            images = tf.reshape(moved, tf.shape(images))
+        return images, tf.gather(ys, chosen)
+
+    def gradient_norms(self, data, plan) -> list[list[dict[str, Any]]]:
+        """Per run, `probes.gradient_norms`'s list: ||dL/dW||_2 of each affine kernel (the
+        output layer last) on the run's first batch, before any step; L its training loss
+        (penalty included). The gradient of the sum over runs is each run's own."""
+        import tensorflow as tf
+
+        images, labels = self._batch(*data, *plan, tf.constant(0, tf.int64))
+        kernels = self.network.kernels()
+        with tf.GradientTape() as tape:
+            loss, _ = self._means(labels, self.network(images))
+            total = tf.reduce_sum(loss + self.penalties())
+        gradients = tape.gradient(total, kernels)
+        names = [f"affine_{i}" for i in range(1, len(kernels))] + ["output"]
+        return [[{"layer": i, "name": name, "norm": float(np.sqrt(np.sum(np.square(
+                    g.numpy()[run].astype(np.float64)))))}
+                 for i, (name, g) in enumerate(zip(names, gradients), start=1)]
+                for run in range(self.runs)]
 
     def evaluate(self, x, y, size: int):
         """Per run the mean loss (penalty included) and accuracy on the first `size` samples
@@ -309,6 +334,7 @@ def train_records(specs: list[RunSpec], records: list[RunRecord], data_dir,
     train = tensors(dataset.train)
     plan = stacked_plans(specs, n)
     steps_per_epoch, epochs = epochs_of(t, n)
+    norms = pack.gradient_norms(train, plan) if t.record_gradients else None
     validation = tensors(dataset.validation)
     history_size = t.history_validation_size or len(dataset.validation)
     live = np.ones(len(specs), dtype=bool)
@@ -344,4 +370,7 @@ def train_records(specs: list[RunSpec], records: list[RunRecord], data_dir,
         record.metrics = pack_metrics(histories[index], diverged, params,
                                       {name: (float(losses[index]), float(accuracies[index]))
                                        for name, (losses, accuracies) in final.items()})
+        if norms is not None:  # as train_run stores them, diverged or not
+            record.artifacts["gradient_norms"] = norms[index]
+            record.metrics.update(gradient_metrics(norms[index]))
     return pack

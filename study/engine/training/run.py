@@ -34,8 +34,8 @@ from study.engine.training import memory, reuse
 from study.engine.training.datasets import changed_data, load_dataset, own_data_description
 from study.engine.training.ensemble import train_ensemble
 from study.engine.training.environment import describe_error, enable_determinism, versions
-from study.engine.training.fit import (final_metrics, first_batch, fit_member, reused_member,
-                                       seed_member)
+from study.engine.training.fit import (final_metrics, first_batch, fit_member,
+                                       gradient_metrics, reused_member, seed_member)
 from study.engine.training.probes import (BoundaryFrames, add_accuracy_gap, decision_boundaries,
                                           gradient_norms)
 from study.engine.training.tasks import activation_histograms, optimizer_path
@@ -95,10 +95,7 @@ def train_config(config: RunConfig, seed: int, data_dir, record: RunRecord) -> N
     record.status = "diverged" if history.diverged else "finished"
     record.metrics = final_metrics(compiled, dataset, t.evaluate_test, history)
     if t.record_gradients:
-        record.metrics.update({f"grad_norm_{g['layer']}": g["norm"] for g in norms})
-        # Below 1: the gradient shrinks on its way back to the first layer (vanishes).
-        record.metrics["grad_norm_first_over_last"] = (norms[0]["norm"] / norms[-1]["norm"]
-                                                       if norms[-1]["norm"] else None)
+        record.metrics.update(gradient_metrics(norms))
     if config.data.dataset == "xor_cloud" and not history.diverged:
         record.artifacts["decision_boundary"] = decision_boundaries(
             lambda points: predict(compiled, points),
