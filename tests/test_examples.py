@@ -3,6 +3,7 @@ study that compares them with the classics, run end to end in its quick form."""
 
 import keras
 import numpy as np
+import pytest
 
 from examples.layer_norm import LayerNormalization
 from examples.lion import Lion
@@ -58,6 +59,9 @@ def test_the_own_components_study_runs_quick_end_to_end(tmp_path):
         by_arm.setdefault(run["arm"], []).append(run["metrics"]["val_accuracy"])
     lion = by_arm["optimizer=examples.lion:Lion, learning_rate=0.0001, batch_norm=False"]
     builtin = by_arm["optimizer=keras.lion, learning_rate=0.0001, batch_norm=False"]
-    assert lion == builtin  # the own Lion and Keras's, seed by seed
+    # The own Lion and Keras's, seed by seed: Keras's seeds train packed (one stacked model,
+    # packed_minibatch), ours alone (own code is never packed), so the two agree to float32
+    # rounding, grown over the steps: a few of the 10,000 validation images.
+    assert lion == pytest.approx(builtin, abs=0.002)
     assert all(a > 0.5 for a in by_arm["optimizer=adam, learning_rate=0.001, batch_norm="
                                        "examples.layer_norm:LayerNormalization"])
