@@ -45,8 +45,8 @@ def test_next_prefers_a_unit_of_the_shape_asked_for_and_else_the_first():
     assert units.next(tanh) == arms[1]
     assert units.next(tanh) == arms[3]
     assert units.next(tanh) == arms[0]  # none of that shape left: the first
-    units.first(arms[1])  # a follow-up goes first
-    assert units.next() == arms[1]
+    units.first(arms[1])  # a follow-up goes first, whatever shape is asked for
+    assert units.next(relu) == arms[1]
     assert units.next(relu) == arms[2]
     assert not units
 

@@ -60,25 +60,29 @@ def failed_record(spec: RunSpec, reason: str) -> RunRecord:
 
 
 class Units:
-    """The work units still to hand out (`packed.packs`), follow-ups first. `next(shape)` hands
-    out the first unit of that model shape (`packed.unit_shape`) if one waits, so that a
-    worker keeps training on the model it has traced; else the first unit."""
+    """The work units still to hand out (`packed.packs`), follow-ups first. Among the others,
+    `next(shape)` hands out the first unit of that model shape (`packed.unit_shape`) if one
+    waits, so that a worker keeps training on the model it has traced; else the first unit.
+    A follow-up (a search's next stage) never waits for a unit of the worker's shape."""
 
     def __init__(self, specs: Iterable[RunSpec]):
         from study.engine.training.packed import packs, unit_shape
 
         self._packs, self._shape = packs, unit_shape
+        self._follow_ups: collections.deque = collections.deque()
         self._queue: collections.deque = collections.deque(
             (unit_shape(unit), unit) for unit in packs(list(specs)))
 
     def __bool__(self) -> bool:
-        return bool(self._queue)
+        return bool(self._follow_ups or self._queue)
 
     def next(self, shape: str | None = None) -> list[RunSpec]:
         return self.take(shape)[1]
 
     def take(self, shape: str | None = None) -> tuple[str, list[RunSpec]]:
         """`(shape, unit)` of the unit `next` hands out."""
+        if self._follow_ups:
+            return self._follow_ups.popleft()
         if shape is not None:
             for index, (unit_shape, unit) in enumerate(self._queue):
                 if unit_shape == shape:
@@ -87,8 +91,8 @@ class Units:
         return self._queue.popleft()
 
     def first(self, specs: list[RunSpec]) -> None:
-        self._queue.extendleft(reversed([(self._shape(unit), unit) for unit in self._packs(specs)])
-                               if specs else [])
+        self._follow_ups.extendleft(
+            reversed([(self._shape(unit), unit) for unit in self._packs(specs)]) if specs else [])
 
 
 class SerialExecutor:
