@@ -48,6 +48,10 @@ CASES = {
     "saddle-rmsprop": (_raw("saddle", "rmsprop", 0.031623, [0, 1, 2], 40, jitter=0.002),
                        [None] * 3),
     "rastrigin-adagrad": (_raw("rastrigin", "adagrad", 0.1, [0, 1, 2], 40), [None] * 3),
+    # clipnorm clips each variable by its own norm: each run's alone, as in its single walk.
+    "rosenbrock-momentum-clipnorm": (
+        _raw("rosenbrock", "momentum", 0.001, [0, 1, 2], 30,
+             optimizer_args={"clipnorm": 1.0}), [None] * 3),
     "rastrigin-adam-lone": (_raw("rastrigin", "adam", 0.031623, [3], 40), [None]),
     # The bowls keep their revision-2 walk: no stop rule, not even past the box.
     "anisotropic-bowl-nesterov": (
@@ -141,10 +145,10 @@ def _spec(**training):
     ({"optimizer": "nesterov"}, True),
     ({"optimizer_args": {"clipvalue": 1.0}}, True),  # element by element
     ({"optimizer_args": {"weight_decay": 0.01}}, True),
-    ({"optimizer_args": {"clipnorm": 1.0}}, False),  # one norm over the whole variable
-    ({"optimizer_args": {"global_clipnorm": 1.0}}, False),
-    ({"optimizer": "keras.adafactor"}, False),  # factors a 2-D variable's rows and columns
-    ({"optimizer": "keras.lion"}, False),  # element-wise, but only the listed six are packed
+    ({"optimizer_args": {"clipnorm": 1.0}}, True),  # each run's own variable by its own norm
+    ({"optimizer_args": {"global_clipnorm": 1.0}}, False),  # one norm over all the runs
+    ({"optimizer": "keras.adafactor"}, False),  # not one of the six: walks alone
+    ({"optimizer": "keras.lion"}, False),
 ])
 def test_what_walks_in_a_pack(training, expected):
     spec = _spec(**training)
@@ -196,3 +200,15 @@ def test_walk_pack_returns_every_runs_points_from_its_own_start():
                                    rtol=1e-6)
         np.testing.assert_allclose(points[:10, index, 1], y0 * 3.0 ** np.arange(10),
                                    rtol=1e-5)
+
+
+def test_global_clipnorm_would_couple_the_runs_so_they_walk_alone():
+    # Walked packed anyway, each run's step is clipped by the norm of all the runs' gradients.
+    raw = _raw("rosenbrock", "sgd", 0.001, [0, 1, 2], 5, optimizer_args={"global_clipnorm": 1.0})
+    specs = expand(raw).runs
+    assert not any(packed.packable(s) for s in specs)
+    records = [blank_record(s) for s in specs]
+    packed_paths.walk_pack(specs, records)
+    for spec, record in zip(specs, records):
+        alone = np.array(train_run(spec).artifacts["path"])
+        assert not np.allclose(np.array(record.artifacts["path"]), alone, rtol=1e-3)

@@ -8,9 +8,10 @@ its own (2,) variable, started where its single walk starts (`tasks.path_start`)
 update takes the gradient of sum_r f(x_r, y_r), which for run r's variable is its own
 gradient (runs do not interact), and applies the run's optimizer to all the variables: the
 update each run would get alone, as long as the optimizer treats variables and elements
-apart. The registry's six and their Keras twins do; norm clipping (`clipnorm`,
-`global_clipnorm`) would not in a shared variable, and is left to single walks like own
-optimizers and other `keras.*` ones (Adafactor looks at a variable's shape). Every run's point
+apart. The registry's six and their Keras twins do, with every base argument but
+`global_clipnorm` (one norm over all the variables, so over all the runs: such runs walk
+alone, as do runs of own optimizers and of other `keras.*` ones, which this module cannot
+vouch for; `clipnorm` clips each variable by its own norm, here each run's). Every run's point
 after every update is recorded; afterwards each run keeps its walk up to its own stop
 (`tasks.stop_index`, the single walk's rule: its first point outside the box or not finite,
 on the functions that stop), so a run that leaves the box ends there while the others go on,
@@ -52,13 +53,14 @@ from study.surfaces import SURFACES
 
 # Element-wise update rules: the registry's six (ours or, as "keras.<name>", Keras's own).
 ELEMENT_WISE_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-# Optimizer arguments that couple the rows of the variable through a norm over all of it.
-COUPLING_OPTIMIZER_ARGS = ("clipnorm", "global_clipnorm")
+# Optimizer arguments that couple the runs: one norm over all the variables, so all the runs.
+# (`clipnorm` clips each variable by its own norm, so each run's (2,) by its own, as alone.)
+COUPLING_OPTIMIZER_ARGS = ("global_clipnorm",)
 
 
 def packable(spec: RunSpec) -> bool:
-    """Can this run walk in a pack? An optimizer path on TensorFlow, with an element-wise
-    optimizer: one of the registry's (ours or its `keras.` twin) without norm clipping."""
+    """Can this run walk in a pack? An optimizer path on TensorFlow, with one of the
+    registry's optimizers (ours or its `keras.` twin), without global norm clipping."""
     c = spec.run_config
     if c.task != "optimizer_path" or keras.backend.backend() != "tensorflow":
         return False

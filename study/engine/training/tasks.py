@@ -75,7 +75,8 @@ def optimizer_path(config: RunConfig, seed: int, record: RunRecord) -> None:
     (the steps grew unstable and ran uphill), `finished` if f is below it (the walk escaped
     downhill: only a function unbounded below, the saddle, allows that). Metrics: see
     `path_metrics`. Artifact `path`: [[x, y], ...], the start and each update's point, up to
-    the last finite one.
+    the last finite one. The seeds of one configuration usually walk together instead
+    (`packed_paths`), to the same bits.
     """
     d, t = config.data, config.training
     start = path_start(config, seed)
@@ -104,7 +105,8 @@ def path_start(config: RunConfig, seed: int) -> np.ndarray:
     d = config.data
     start = np.asarray(d.start, dtype="float32")
     if d.start_jitter:
-        start = start + np.random.default_rng([seed, 3]).normal(0, d.start_jitter, 2).astype("float32")
+        jitter = np.random.default_rng([seed, 3]).normal(0, d.start_jitter, 2)
+        start = start + jitter.astype("float32")
     return start
 
 
