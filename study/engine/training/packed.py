@@ -12,6 +12,9 @@ exactly the update run r would get alone. Each run keeps its own initial weights
 history, metrics, divergence and, with `record_boundaries`, decision boundaries per logged step
 (slice r of the stacked network's outputs on the grid).
 
+Kinds of pack (`_KINDS`): these XOR runs; mini-batch MNIST runs (`packed_minibatch`); the seeds
+of an optimizer path (`packed_paths`).
+
 Here full-batch runs are packed (every step sees the whole training split, in order, for every
 seed: `batches.batch_plan`), on TensorFlow, without the options that couple weights or draw
 per-step randomness (batch norm, dropout, residual blocks, regularizers, constraints, norm
@@ -40,7 +43,7 @@ from study import boundary_frames
 from study.engine.studies import components
 from study.engine.results.store import RunRecord, now_iso
 from study.engine.studies.expansion import RunSpec
-from study.engine.training import graph_key, memory, models, packed_minibatch
+from study.engine.training import graph_key, memory, models, packed_minibatch, packed_paths
 from study.engine.training.datasets import load_dataset
 from study.engine.training.environment import enable_determinism
 from study.engine.training.fit import current_learning_rate, pack_metrics
@@ -52,12 +55,16 @@ _COUPLING_OPTIMIZER_ARGS = ("clipnorm", "global_clipnorm")
 
 
 def packable(spec: RunSpec) -> bool:
-    """Does `spec` train in a pack: a full-batch XOR run (here) or a mini-batch MNIST run
-    (`packed_minibatch`)?"""
-    return full_batch_packable(spec) or packed_minibatch.packable(spec)
+    """Does the run train in a pack (of some kind) rather than alone?"""
+    return _kind(spec) is not None
 
 
-def full_batch_packable(spec: RunSpec) -> bool:
+def _kind(spec: RunSpec):
+    """The kind of pack the run joins, as its `train_pack`; None: it trains alone."""
+    return next((train for joins, train in _KINDS if joins(spec)), None)
+
+
+def _xor_packable(spec: RunSpec) -> bool:
     if keras.backend.backend() != "tensorflow":
         return False
     c = spec.run_config
@@ -104,17 +111,20 @@ def unit_shape(unit: list[RunSpec]) -> str:
 
 def train_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
     """Train the runs of one configuration together; one record each, in the order given."""
-    if packed_minibatch.packable(specs[0]):
-        return packed_minibatch.train_pack(specs, data_dir)
-    if not full_batch_packable(specs[0]):
+    train = _kind(specs[0])
+    if train is None:
         return [train_run(spec, data_dir) for spec in specs]
+    return train(specs, data_dir)
+
+
+def _train_xor_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
     # A packable run alone still takes this path, so its result does not depend on how the
     # runs were split among jobs.
     if len(specs) == 1:
         # TensorFlow's batched matmul takes another kernel for a batch of one, whose rounding
         # differs; a lone run trains beside a copy of itself so that its numbers never depend
         # on how many runs shared its pack.
-        return train_pack([specs[0], specs[0]], data_dir)[:1]
+        return _train_xor_pack([specs[0], specs[0]], data_dir)[:1]
     start = time.perf_counter()
     records = [blank_record(spec) for spec in specs]
     try:
@@ -128,6 +138,13 @@ def train_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
     for record in records:
         record.finished_at, record.wall_time = finished_at, share
     return records
+
+
+# Kinds of pack, each (does a run join it?, train a pack of it): a run joins the first that
+# takes it. A pack is one configuration's runs, so it never mixes kinds.
+_KINDS = ((_xor_packable, _train_xor_pack),
+          (packed_minibatch.packable, packed_minibatch.train_pack),
+          (packed_paths.packable, packed_paths.train_pack))
 
 
 def _train_pack(specs: list[RunSpec], records: list[RunRecord], start: float) -> StackedNetwork:

@@ -75,20 +75,17 @@ def optimizer_path(config: RunConfig, seed: int, record: RunRecord) -> None:
     (the steps grew unstable and ran uphill), `finished` if f is below it (the walk escaped
     downhill: only a function unbounded below, the saddle, allows that). Metrics: see
     `path_metrics`. Artifact `path`: [[x, y], ...], the start and each update's point, up to
-    the last finite one.
+    the last finite one. The seeds of one configuration usually walk together instead
+    (`packed_paths`), to the same bits.
     """
     d, t = config.data, config.training
-    start = np.asarray(d.start, dtype="float32")
-    if d.start_jitter:
-        start = start + np.random.default_rng([seed, 3]).normal(0, d.start_jitter, 2).astype("float32")
+    start = path_start(config, seed)
     surface = SURFACES[d.dataset]
     point = _Point(start, surface.value)
     model = keras.Sequential([keras.Input((1,)), point])
     model.compile(optimizer=models.make_optimizer(t), loss=lambda _, f: keras.ops.mean(f))
     path = [start.tolist()]
-    # The bowls' runs were keyed before the stop rule (revision 2): they walk and are measured
-    # exactly as then, so that a stored run and a new one under the same key agree.
-    stops = d.dataset in REVISED_SURFACES
+    stops = path_stops(config)
 
     def record_point(batch, logs=None):
         xy = keras.ops.convert_to_numpy(point.xy)
@@ -100,6 +97,42 @@ def optimizer_path(config: RunConfig, seed: int, record: RunRecord) -> None:
     dummy = np.zeros((t.steps, 1), "float32")  # one epoch of `steps` batches of one
     model.fit(dummy, dummy, batch_size=1, epochs=1, shuffle=False, verbose=0,
               callbacks=[recorder])
+    record_path(config, path, record)
+
+
+def path_start(config: RunConfig, seed: int) -> np.ndarray:
+    """The walk's first point (float32): `data.start`, moved by the seed's jitter draw."""
+    d = config.data
+    start = np.asarray(d.start, dtype="float32")
+    if d.start_jitter:
+        jitter = np.random.default_rng([seed, 3]).normal(0, d.start_jitter, 2)
+        start = start + jitter.astype("float32")
+    return start
+
+
+def path_stops(config: RunConfig) -> bool:
+    """Does the walk stop at its first point outside the box (`_inside`)? The bowls' runs
+    were keyed before the stop rule (revision 2): they walk and are measured exactly as then,
+    so that a stored run and a new one under the same key agree."""
+    return config.data.dataset in REVISED_SURFACES
+
+
+def stop_index(path: np.ndarray) -> int | None:
+    """The first update (index into `path`, start 0) whose point is outside the box or not
+    finite: where a walk that `path_stops` ends. None if every point is inside."""
+    outside = ~(np.isfinite(path).all(axis=1) & (np.abs(path).max(axis=1) <= BOUND))
+    outside[0] = False  # the start is never judged: the walk stops only after an update
+    hits = np.flatnonzero(outside)
+    return int(hits[0]) if hits.size else None
+
+
+def record_path(config: RunConfig, path, record: RunRecord) -> None:
+    """Fill `record` from the walk's points (`path`: the start and each update's point, up to
+    the stop if the walk stops): metrics, artifact `path`, status. Shared by the single walk
+    above and the packed one (`packed_paths`), so both measure a path alike."""
+    t = config.training
+    surface = SURFACES[config.data.dataset]
+    stops = path_stops(config)
     xy = np.asarray(path, dtype=np.float64)
     if not stops:
         metrics = path_metrics(xy, surface)
