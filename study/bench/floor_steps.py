@@ -165,6 +165,35 @@ def measure(x: np.ndarray, y: np.ndarray, *, repeats: int, steps: int, packs=(8,
     return sorted(rows, key=lambda row: (order[row["what"]], row["repeat"]))
 
 
+def arm_start_up_seconds(networks: int, n_train: int, steps: int, repeats: int) -> float:
+    """Median seconds an arm's pack takes to start on a worker that has trained its shape:
+    `packed_minibatch.trainer` (a fresh build of the arm's initial state copied into the kept
+    trainer: weights, optimizer slots, rate) and the seeds' batch plans, for arms that differ
+    in their initializer, taken in turn."""
+    from study.engine.studies import expand
+    from study.engine.training import packed_minibatch
+
+    specs = expand({
+        "name": "bench_floor_start_up", "seeds": list(range(networks)),
+        "data": {"dataset": "mnist"},
+        "model": {"hidden": list(HIDDEN), "activation": "relu"},
+        "training": {"optimizer": "sgd", "learning_rate": LEARNING_RATE, "batch_size": BATCH,
+                     "steps": steps, "loss": "cross_entropy", "sampling": "with_replacement"},
+        "grid": {"initializer": ["he_normal", "glorot_normal"]},
+    }, light=True).runs
+    arms = [[s for s in specs if s.arm == arm] for arm in dict.fromkeys(s.arm for s in specs)]
+    packed_minibatch.forget()
+    packed_minibatch.trainer(arms[1], 784, CLASSES)  # the kept trainer of the shape
+    times = []
+    for repeat in range(max(repeats, 2)):
+        arm = arms[repeat % 2]
+        start = time.perf_counter()
+        packed_minibatch.trainer(arm, 784, CLASSES)
+        packed_minibatch.stacked_plans(arm, n_train)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def main(spec: dict) -> dict:
     from study import data
 
@@ -174,8 +203,13 @@ def main(spec: dict) -> dict:
     # TensorFlow reads these when it starts (tf.config's getters say 0, "not set", then).
     threads = {"intra_op": os.environ.get("TF_NUM_INTRAOP_THREADS", "default"),
                "inter_op": os.environ.get("TF_NUM_INTEROP_THREADS", "default")}
-    return {"rows": rows, "threads": threads,
-            "fit_steps_per_execution": largest_divisor(spec["steps"], 100)}
+    result = {"rows": rows, "threads": threads,
+              "fit_steps_per_execution": largest_divisor(spec["steps"], 100)}
+    if spec.get("start_up"):
+        result["arm_start_up_s"] = arm_start_up_seconds(
+            spec["start_up"], len(mnist.train.x), spec.get("start_up_steps", 2000),
+            spec["repeats"])
+    return result
 
 
 if __name__ == "__main__":
