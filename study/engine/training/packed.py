@@ -41,14 +41,14 @@ import numpy as np
 
 from study import boundary_frames
 from study.engine.studies import components
-from study.engine.results.store import RunRecord, now_iso
+from study.engine.results.store import RunRecord
 from study.engine.studies.expansion import RunSpec
-from study.engine.training import graph_key, memory, models, packed_minibatch, packed_paths
+from study.engine.training import graph_key, models, packed_minibatch, packed_paths
 from study.engine.training.datasets import load_dataset
 from study.engine.training.environment import enable_determinism
 from study.engine.training.fit import current_learning_rate, pack_metrics
 from study.engine.training.probes import BoundaryFrames, decision_boundaries
-from study.engine.training.run import blank_record, train_run
+from study.engine.training.run import train_run, train_together
 from study.engine.training.stacked import StackedNetwork, per_run_loss_and_accuracy
 
 _COUPLING_OPTIMIZER_ARGS = ("clipnorm", "global_clipnorm")
@@ -125,19 +125,8 @@ def _train_xor_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
         # differs; a lone run trains beside a copy of itself so that its numbers never depend
         # on how many runs shared its pack.
         return _train_xor_pack([specs[0], specs[0]], data_dir)[:1]
-    start = time.perf_counter()
-    records = [blank_record(spec) for spec in specs]
-    try:
-        with memory.released_after_run():
-            _train_pack(specs, records, start)
-    except Exception:
-        # One run's problem (a bad initializer argument, say) must not fail the others: each
-        # run trains alone, and fails alone if it must.
-        return [train_run(spec, data_dir) for spec in specs]
-    finished_at, share = now_iso(), (time.perf_counter() - start) / len(specs)
-    for record in records:
-        record.finished_at, record.wall_time = finished_at, share
-    return records
+    return train_together(specs, lambda records, start: _train_pack(specs, records, start),
+                          lambda spec: train_run(spec, data_dir))
 
 
 # Kinds of pack, each (does a run join it?, train a pack of it): a run joins the first that

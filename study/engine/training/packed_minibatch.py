@@ -54,16 +54,16 @@ from typing import Any
 import keras
 import numpy as np
 
-from study.engine.results.store import RunRecord, now_iso
+from study.engine.results.store import RunRecord
 from study.engine.studies import components
 from study.engine.studies.expansion import RunSpec
-from study.engine.training import graph_key, memory, models, reuse
+from study.engine.training import graph_key, models, reuse
 from study.engine.training.batches import Plan, shift_images
 from study.engine.training.datasets import changed_data, load_dataset
 from study.engine.training.environment import enable_determinism
 from study.engine.training.fit import (EVALUATION_BATCH, current_learning_rate, epochs_of,
                                        evaluation_splits, gradient_metrics, pack_metrics)
-from study.engine.training.run import blank_record, train_run
+from study.engine.training.run import train_run, train_together
 from study.engine.training.stacked import StackedNetwork, per_sample_loss_and_correct
 
 _COUPLING_OPTIMIZER_ARGS = ("clipnorm", "global_clipnorm")
@@ -90,18 +90,10 @@ def train_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
     stores what it gets there (failed, with the reason)."""
     if any(changed_data(spec.config, spec.data_fingerprint, data_dir) for spec in specs):
         return [train_run(spec, data_dir) for spec in specs]
-    start = time.perf_counter()
-    records = [blank_record(spec) for spec in specs]
-    try:
-        with memory.released_after_run():
-            train_records(specs, records, data_dir, start)
-    except Exception:
-        forget()  # its state is unknown
-        return [train_run(spec, data_dir) for spec in specs]
-    finished_at, share = now_iso(), (time.perf_counter() - start) / len(specs)
-    for record in records:
-        record.finished_at, record.wall_time = finished_at, share
-    return records
+    # After a failure the kept trainer's state is unknown: forget it.
+    return train_together(specs, lambda records, start: train_records(
+        specs, records, data_dir, start), lambda spec: train_run(spec, data_dir),
+        on_failure=forget)
 
 
 _kept: dict[str, "Trainer"] = {}  # the last trainer, by graph and pack size

@@ -36,18 +36,16 @@ A packed run's `wall_time` is its share of the pack's time.
 
 from __future__ import annotations
 
-import time
-
 import keras
 import numpy as np
 
 from study import registry
-from study.engine.results.store import RunRecord, now_iso
+from study.engine.results.store import RunRecord
 from study.engine.studies import components
 from study.engine.studies.expansion import RunSpec
-from study.engine.training import memory, models
+from study.engine.training import models
 from study.engine.training.environment import enable_determinism
-from study.engine.training.run import blank_record, train_run
+from study.engine.training.run import train_run, train_together
 from study.engine.training.tasks import path_start, path_stops, record_path, stop_index
 from study.surfaces import SURFACES
 
@@ -72,18 +70,8 @@ def packable(spec: RunSpec) -> bool:
 
 def train_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
     """Walk the runs of one configuration together; one record each, in the order given."""
-    start = time.perf_counter()
-    records = [blank_record(spec) for spec in specs]
-    try:
-        with memory.released_after_run():
-            walk_pack(specs, records)
-    except Exception:
-        # A bad optimizer argument, say: each run walks alone, and fails alone if it must.
-        return [train_run(spec, data_dir) for spec in specs]
-    finished_at, share = now_iso(), (time.perf_counter() - start) / len(specs)
-    for record in records:
-        record.finished_at, record.wall_time = finished_at, share
-    return records
+    return train_together(specs, lambda records, start: walk_pack(specs, records),
+                          lambda spec: train_run(spec, data_dir))
 
 
 def walk_pack(specs: list[RunSpec], records: list[RunRecord]) -> np.ndarray:

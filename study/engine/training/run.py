@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import keras
 
@@ -56,6 +57,28 @@ def train_run(spec: RunSpec, data_dir: str | Path | None = None) -> RunRecord:
     record.finished_at = now_iso()
     record.wall_time = time.perf_counter() - start
     return record
+
+
+def train_together(specs: list[RunSpec], fill: Callable[[list[RunRecord], float], object],
+                   alone: Callable[[RunSpec], RunRecord],
+                   on_failure: Callable[[], None] | None = None) -> list[RunRecord]:
+    """The records of `specs` trained as one pack by `fill(records, start)`, which fills the
+    blank records in place; each record's `wall_time` is its share of the pack's time. If
+    `fill` raises (one run's bad argument, say), `on_failure()` runs and then each run trains
+    `alone` (`train_run`), failing alone if it must: one run's problem fails no other."""
+    start = time.perf_counter()
+    records = [blank_record(spec) for spec in specs]
+    try:
+        with memory.released_after_run():
+            fill(records, start)
+    except Exception:
+        if on_failure is not None:
+            on_failure()
+        return [alone(spec) for spec in specs]
+    finished_at, share = now_iso(), (time.perf_counter() - start) / len(specs)
+    for record in records:
+        record.finished_at, record.wall_time = finished_at, share
+    return records
 
 
 def blank_record(spec: RunSpec, error: str | None = None) -> RunRecord:
