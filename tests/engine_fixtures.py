@@ -109,6 +109,30 @@ def mnist_study(path: Path, name: str = "mnist-tiny", *, seeds: int | list[int] 
                        grid=grid if grid is not None else {"optimizer": ["sgd", "adam"]})
 
 
+HISTORY_NUMBERS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+
+
+def assert_trained_alike(record, alone, *, rel: float, abs: float) -> None:
+    """A packed run's record against the same run trained alone (`train_run`): the same
+    status, key, seed, metric names and integer metrics; float metrics and history numbers
+    within `rel` / `abs`; the same history rows (epoch, step, columns)."""
+    import pytest
+
+    assert (record.status, record.key, record.seed) == (alone.status, alone.key, alone.seed)
+    assert set(record.metrics) == set(alone.metrics)
+    for name, value in alone.metrics.items():
+        if isinstance(value, float):
+            assert record.metrics[name] == pytest.approx(value, rel=rel, abs=abs), name
+        else:
+            assert record.metrics[name] == value, name
+    assert len(record.history) == len(alone.history)
+    for mine, theirs in zip(record.history, alone.history):
+        assert set(mine) == set(theirs)
+        assert (mine["epoch"], mine["step"]) == (theirs["epoch"], theirs["step"])
+        for column in HISTORY_NUMBERS:
+            assert mine[column] == pytest.approx(theirs[column], rel=rel, abs=abs), column
+
+
 def expected_keys(*paths: Path) -> set[str]:
     from study.engine.studies import load_study
 

@@ -23,6 +23,7 @@ from study.engine.studies import expand
 from study.engine.training.datasets import load_dataset
 from study.engine.training.fit import build_member, fit_member
 from study.engine.training.run import blank_record, train_run
+from tests.engine_fixtures import assert_trained_alike
 
 BASE = {
     "name": "packing", "seeds": [0, 1],
@@ -136,20 +137,8 @@ def test_packed_records_match_train_run(case, training):
     assert len({r.wall_time for r in records}) == 1
     for spec, record in zip(specs, records):
         alone = train_run(spec)
-        assert (record.status, record.key, record.seed) == (alone.status, alone.key, alone.seed)
-        assert set(record.metrics) == set(alone.metrics)
-        for name, value in alone.metrics.items():
-            if isinstance(value, float):
-                assert record.metrics[name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
-            else:
-                assert record.metrics[name] == value, name
-        assert len(record.history) == len(alone.history)
-        for mine, theirs in zip(record.history, alone.history):
-            assert set(mine) == set(theirs)
-            assert (mine["epoch"], mine["step"]) == (theirs["epoch"], theirs["step"])
-            assert 0 <= mine["time"] <= elapsed
-            for column in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
-                assert mine[column] == pytest.approx(theirs[column], rel=1e-5, abs=1e-6)
+        assert_trained_alike(record, alone, rel=1e-5, abs=1e-6)
+        assert all(0 <= row["time"] <= elapsed for row in record.history)
         assert set(record.artifacts) == set(alone.artifacts)
         if spec.run_config.data.dataset != "xor_cloud":
             continue

@@ -20,6 +20,7 @@ import pytest
 from study.engine.studies import expand
 from study.engine.training import packed, packed_minibatch
 from study.engine.training.run import blank_record, train_run
+from tests.engine_fixtures import assert_trained_alike
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="packs train on TensorFlow")
@@ -80,19 +81,7 @@ def _without_time(history):
 
 
 def _assert_close(record, alone):
-    assert (record.status, record.key, record.seed) == (alone.status, alone.key, alone.seed)
-    assert set(record.metrics) == set(alone.metrics)
-    for name, value in alone.metrics.items():
-        if isinstance(value, float):
-            assert record.metrics[name] == pytest.approx(value, rel=1e-6, abs=TOLERANCE), name
-        else:
-            assert record.metrics[name] == value, name
-    assert len(record.history) == len(alone.history)
-    for mine, theirs in zip(record.history, alone.history):
-        assert set(mine) == set(theirs)
-        assert (mine["epoch"], mine["step"]) == (theirs["epoch"], theirs["step"])
-        for column in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
-            assert mine[column] == pytest.approx(theirs[column], rel=1e-6, abs=TOLERANCE), column
+    assert_trained_alike(record, alone, rel=1e-6, abs=TOLERANCE)
     assert set(record.artifacts) == set(alone.artifacts)
     for mine, theirs in zip(record.artifacts.get("gradient_norms", []),
                             alone.artifacts.get("gradient_norms", [])):
