@@ -77,19 +77,26 @@ def raw_steps(model, learning_rate: float = LEARNING_RATE):
     return tf.function(body, jit_compile=False), loop
 
 
+def network_runs(seeds: int, steps: int, initializers=("he_normal",)):
+    """The run specs of the network as the engine trains it (draws with replacement, as
+    mnist_init's), seeds 0..seeds-1, an arm per initializer (one model shape)."""
+    from study.engine.studies import expand
+
+    return expand({
+        "name": "bench_floor", "seeds": list(range(seeds)), "data": {"dataset": "mnist"},
+        "model": {"hidden": list(HIDDEN), "activation": "relu"},
+        "training": {"optimizer": "sgd", "learning_rate": LEARNING_RATE, "batch_size": BATCH,
+                     "steps": steps, "loss": "cross_entropy", "sampling": "with_replacement"},
+        "grid": {"initializer": list(initializers)},
+    }, light=True).runs
+
+
 def engine_pack(networks: int, n_train: int, steps: int):
     """The engine's packed trainer (`packed_minibatch.Trainer`) of the network for seeds
     0..networks-1, and their stacked batch plans of `steps` steps over `n_train` images."""
-    from study.engine.studies import expand
     from study.engine.training import packed_minibatch
 
-    specs = expand({
-        "name": "bench_floor_packed", "seeds": list(range(networks)),
-        "data": {"dataset": "mnist"},
-        "model": {"hidden": list(HIDDEN), "activation": "relu", "initializer": "he_normal"},
-        "training": {"optimizer": "sgd", "learning_rate": LEARNING_RATE, "batch_size": BATCH,
-                     "steps": steps, "loss": "cross_entropy", "sampling": "with_replacement"},
-    }, light=True).runs
+    specs = network_runs(networks, steps)
     trainer = packed_minibatch.Trainer(specs[0].run_config, [s.seed for s in specs], 784,
                                        CLASSES)
     return trainer, packed_minibatch.stacked_plans(specs, n_train)
@@ -170,17 +177,9 @@ def arm_start_up_seconds(networks: int, n_train: int, steps: int, repeats: int) 
     `packed_minibatch.trainer` (a fresh build of the arm's initial state copied into the kept
     trainer: weights, optimizer slots, rate) and the seeds' batch plans, for arms that differ
     in their initializer, taken in turn."""
-    from study.engine.studies import expand
     from study.engine.training import packed_minibatch
 
-    specs = expand({
-        "name": "bench_floor_start_up", "seeds": list(range(networks)),
-        "data": {"dataset": "mnist"},
-        "model": {"hidden": list(HIDDEN), "activation": "relu"},
-        "training": {"optimizer": "sgd", "learning_rate": LEARNING_RATE, "batch_size": BATCH,
-                     "steps": steps, "loss": "cross_entropy", "sampling": "with_replacement"},
-        "grid": {"initializer": ["he_normal", "glorot_normal"]},
-    }, light=True).runs
+    specs = network_runs(networks, steps, ["he_normal", "glorot_normal"])
     arms = [[s for s in specs if s.arm == arm] for arm in dict.fromkeys(s.arm for s in specs)]
     packed_minibatch.forget()
     packed_minibatch.trainer(arms[1], 784, CLASSES)  # the kept trainer of the shape

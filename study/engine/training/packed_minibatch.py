@@ -88,7 +88,8 @@ def train_pack(specs: list[RunSpec], data_dir=None) -> list[RunRecord]:
     """Train the runs of one configuration together; one record each, in the order given. If
     the pack cannot train (its data changed, an argument fails), each run trains alone and
     stores what it gets there (failed, with the reason)."""
-    if any(changed_data(spec.config, spec.data_fingerprint, data_dir) for spec in specs):
+    # One configuration, one data fingerprint (`make_specs`): checked once for the pack.
+    if changed_data(specs[0].config, specs[0].data_fingerprint, data_dir):
         return [train_run(spec, data_dir) for spec in specs]
     # After a failure the kept trainer's state is unknown: forget it.
     return train_together(specs, lambda records, start: train_records(
