@@ -36,6 +36,24 @@ def _activation_layer(activation, dtype):
 SECOND_KERNEL_SEED_OFFSET = 2**30
 
 
+def kernel_initializers(initializer):
+    """`(for W1, for W2)` of a block whose kernel initializer is `initializer`: one initializer
+    instance shared by two layers would draw the same W1 and W2 (Keras 3 does not warn), and so
+    would two clones of one integer seed. Public so that a network built without the block
+    (the engine's stacked networks) draws the very same kernels."""
+    if not isinstance(initializer, keras.initializers.Initializer):
+        return initializer, initializer  # a plain function: it draws anew on each call
+    seed = getattr(initializer, "seed", None)
+    if isinstance(seed, keras.random.SeedGenerator):
+        return initializer, initializer  # the generator advances between the two draws
+    config = initializer.get_config()
+    if isinstance(config.get("seed"), int) and not isinstance(config["seed"], bool):
+        second_seed = (config["seed"] + SECOND_KERNEL_SEED_OFFSET) % 2**31
+        return initializer.clone(), type(initializer).from_config({**config, "seed": second_seed})
+    # Unseeded (or string-named): each clone draws a new default seed.
+    return initializer.clone(), initializer.clone()
+
+
 @keras.saving.register_keras_serializable(package="study")
 class ResidualBlock(keras.layers.Layer):
     """Dense residual block: adds a learned two-layer correction to an identity shortcut.
@@ -110,29 +128,12 @@ class ResidualBlock(keras.layers.Layer):
 
     def build(self, input_shape):
         width = input_shape[-1]
-        first, second = self._kernel_initializers()
+        first, second = kernel_initializers(self.kernel_initializer)
         self.inner_1 = self._affine(width, first, "inner_1")
         self.inner_2 = self._affine(width, second, "inner_2")
         self.inner_1.build(input_shape)
         self.activation_layer.build(self.inner_1.compute_output_shape(input_shape))
         self.inner_2.build(self.inner_1.compute_output_shape(input_shape))
-
-    def _kernel_initializers(self):
-        """`(for W1, for W2)`: one initializer instance shared by two layers would draw the same
-        W1 and W2 (Keras 3 does not warn), and so would two clones of one integer seed."""
-        initializer = self.kernel_initializer
-        if not isinstance(initializer, keras.initializers.Initializer):
-            return initializer, initializer  # a plain function: it draws anew on each call
-        seed = getattr(initializer, "seed", None)
-        if isinstance(seed, keras.random.SeedGenerator):
-            return initializer, initializer  # the generator advances between the two draws
-        config = initializer.get_config()
-        if isinstance(config.get("seed"), int) and not isinstance(config["seed"], bool):
-            second_seed = (config["seed"] + SECOND_KERNEL_SEED_OFFSET) % 2**31
-            return initializer.clone(), type(initializer).from_config(
-                {**config, "seed": second_seed})
-        # Unseeded (or string-named): each clone draws a new default seed.
-        return initializer.clone(), initializer.clone()
 
     def _affine(self, width, initializer, name):
         return Affine(width, kernel_initializer=initializer, bias_initializer=self.bias_initializer,

@@ -19,17 +19,22 @@ import keras
 import numpy as np
 
 from study import registry
+from study.engine.studies import layer_list
 from study.engine.training import models
+from study.layers.residual import kernel_initializers
 
 
 def initial_weights(m, seeds: list[int], n_in: int, n_out: int) -> list[np.ndarray]:
-    """Every stacked weight's initial value, in network order (kernel, then bias if any, per
-    affine layer): slice r is what a run with seeds[r] alone starts from (the same seeded
-    initializers as `models.build`)."""
+    """Every stacked weight's initial value, in network order (per affine layer its kernel,
+    then its bias if any; per residual block W1, b1, W2, b2): slice r is what a run with
+    seeds[r] alone starts from (the same seeded initializers as `models.build`)."""
     dtype = keras.config.floatx()
     sizes = [n_in, *m.hidden, n_out]
     weights = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if m.residual and 0 < i < len(m.hidden):
+            weights.extend(_residual_weights(m, seeds, i, fan_in, dtype))
+            continue
         kernels = [models.initializer(m, seed, i)(shape=(fan_in, fan_out), dtype=dtype)
                    for seed in seeds]
         weights.append(np.stack([keras.ops.convert_to_numpy(k) for k in kernels]))
@@ -40,17 +45,39 @@ def initial_weights(m, seeds: list[int], n_in: int, n_out: int) -> list[np.ndarr
     return weights
 
 
+def _residual_weights(m, seeds: list[int], index: int, width: int, dtype) -> list[np.ndarray]:
+    """W1, b1, W2, b2 of residual block `index`, as `ResidualBlock` draws them (its biases:
+    the block's own default, zeros, whatever the model's bias initializer)."""
+    first, second = [], []
+    for seed in seeds:
+        draw_1, draw_2 = kernel_initializers(models.initializer(m, seed, index))
+        first.append(keras.ops.convert_to_numpy(draw_1(shape=(width, width), dtype=dtype)))
+        second.append(keras.ops.convert_to_numpy(draw_2(shape=(width, width), dtype=dtype)))
+    zeros = np.zeros((len(seeds), width), dtype)
+    return [np.stack(first), zeros, np.stack(second), zeros.copy()]
+
+
 class StackedNetwork:
-    """The shorthand's affine -> activation stack of `m`, one network per seed."""
+    """The shorthand's stack of `m`, one network per seed: affine -> activation per hidden
+    layer, or with `m.residual` a first affine -> activation, then residual blocks (each
+    followed by the activation unless of the pre-activation form), and the output affine."""
 
     def __init__(self, m, seeds: list[int], n_in: int, n_out: int):
         weights = iter(initial_weights(m, seeds, n_in, n_out))
+        pre = m.residual and layer_list.preactivation(m)
         self.layers: list[keras.layers.Layer] = []
+        self.names: list[str] = []  # each weight layer's name in the model trained alone
         for i in range(len(m.hidden) + 1):
-            kernel = next(weights)
-            bias = next(weights) if m.use_bias else None
-            self.layers.append(stacked_affine(kernel, bias, first=i == 0))
-            if i < len(m.hidden):
+            block = m.residual and 0 < i < len(m.hidden)
+            if block:
+                self.layers.append(stacked_residual(weights, activation(m.activation), pre))
+            else:
+                kernel = next(weights)
+                bias = next(weights) if m.use_bias else None
+                self.layers.append(stacked_affine(kernel, bias, first=i == 0))
+            self.names.append("output" if i == len(m.hidden)
+                              else f"{'residual' if block else 'affine'}_{i + 1}")
+            if i < len(m.hidden) and not (block and pre):
                 self.layers.append(activation(m.activation))
 
     def __call__(self, x):
@@ -58,9 +85,16 @@ class StackedNetwork:
             x = layer(x)
         return x  # (runs, batch, outputs)
 
+    def kernel_groups(self) -> list[list]:
+        """Each weight layer's stacked kernels, first layer first: an affine layer's one, a
+        residual block's W1 and W2."""
+        return [[layer.kernel] if isinstance(layer, StackedAffine)
+                else [layer.inner_1.kernel, layer.inner_2.kernel]
+                for layer in self.layers if isinstance(layer, (StackedAffine, StackedResidual))]
+
     def kernels(self) -> list:
         """The stacked kernels, first layer first (what a weight penalty applies to)."""
-        return [layer.kernel for layer in self.layers if isinstance(layer, StackedAffine)]
+        return [kernel for group in self.kernel_groups() for kernel in group]
 
 
 def activation(name: str) -> keras.layers.Layer:
@@ -94,6 +128,25 @@ class StackedAffine(keras.layers.Layer):
             x = keras.ops.cast(x, self.kernel.dtype)
         y = keras.ops.matmul(x, self.kernel)
         return y if self.bias is None else y + self.bias[:, None, :]
+
+
+class StackedResidual(keras.layers.Layer):
+    """R residual blocks at once, as `study.layers.ResidualBlock` computes one:
+    y = x + inner_2(act(inner_1(h))), h = act(x) in the pre-activation form, else x."""
+
+    def call(self, x):
+        hidden = self.activation(x) if self.preactivation else x
+        return x + self.inner_2(self.activation(self.inner_1(hidden)))
+
+
+def stacked_residual(weights, act: keras.layers.Layer, preactivation: bool) -> StackedResidual:
+    """A block from the next four of `weights` (W1, b1, W2, b2, each stacked)."""
+    layer = StackedResidual(name="stacked_residual")
+    layer.preactivation = preactivation
+    layer.inner_1 = stacked_affine(next(weights), next(weights), first=False)
+    layer.activation = act
+    layer.inner_2 = stacked_affine(next(weights), next(weights), first=False)
+    return layer
 
 
 def stacked_affine(kernels: np.ndarray, biases: np.ndarray | None,
