@@ -221,7 +221,7 @@ def test_what_packs(changes, expected):
     assert packed.packable(spec) is expected
 
 
-def test_when_a_pack_fails_each_run_trains_alone(monkeypatch):
+def test_when_a_pack_fails_each_run_trains_alone(monkeypatch, capsys):
     def fails(*args):
         raise ValueError("one run's problem")
 
@@ -229,6 +229,9 @@ def test_when_a_pack_fails_each_run_trains_alone(monkeypatch):
     monkeypatch.setattr(packed_minibatch, "train_run",
                         lambda spec, data_dir=None: (spec.seed, data_dir))
     assert packed.train_pack(_specs(), "folder") == [(3, "folder"), (4, "folder"), (5, "folder")]
+    # and says so: a silent fallback once cost a whole study its packs unnoticed
+    assert ("a pack of 3 runs of packed_minibatch failed (ValueError: one run's problem); "
+            "training each run alone") in capsys.readouterr().err
 
 
 def test_a_pack_whose_data_changed_stores_failed_runs_saying_so():

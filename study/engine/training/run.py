@@ -20,6 +20,7 @@ turns NaN or infinite stops the run as `diverged`.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -71,9 +72,14 @@ def train_together(specs: list[RunSpec], fill: Callable[[list[RunRecord], float]
     try:
         with memory.released_after_run():
             fill(records, start)
-    except Exception:
+    except Exception as error:
         if on_failure is not None:
             on_failure()
+        # Said, not hidden: the runs still store what they get alone, but a pack that keeps
+        # failing costs its time twice and would otherwise look like a slow study.
+        print(f"study: a pack of {len(specs)} runs of {specs[0].study} failed "
+              f"({type(error).__name__}: {error}); training each run alone", file=sys.stderr,
+              flush=True)
         return [alone(spec) for spec in specs]
     finished_at, share = now_iso(), (time.perf_counter() - start) / len(specs)
     for record in records:
