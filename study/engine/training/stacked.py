@@ -9,8 +9,9 @@ tests/test_packed_minibatch.py). With a loss that is a sum over runs,
     loss_total = sum_r loss_r(W_r),    so    d loss_total / d W_r = d loss_r / d W_r,
 
 and an element-wise optimizer turns each slice's gradient into exactly the update run r would
-get alone. Used by `packed` (full-batch XOR runs, one input shared by every run) and
-`packed_minibatch` (MNIST runs, each run its own batches).
+get alone. Batch norm (`stacked_norm`) keeps per-run statistics: slice r of (runs, batch,
+units) is normalised by its own moments. Used by `packed` (full-batch XOR runs, one input
+shared by every run) and `packed_minibatch` (MNIST runs, each run its own batches).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from study import registry
 from study.engine.training import models
+from study.engine.training.stacked_norm import StackedBatchNorm, stacked_batch_norm
 
 
 def initial_weights(m, seeds: list[int], n_in: int, n_out: int) -> list[np.ndarray]:
@@ -41,7 +43,8 @@ def initial_weights(m, seeds: list[int], n_in: int, n_out: int) -> list[np.ndarr
 
 
 class StackedNetwork:
-    """The shorthand's affine -> activation stack of `m`, one network per seed."""
+    """The shorthand's affine -> (batch_norm) -> activation stack of `m`, one network per
+    seed."""
 
     def __init__(self, m, seeds: list[int], n_in: int, n_out: int):
         weights = iter(initial_weights(m, seeds, n_in, n_out))
@@ -51,12 +54,17 @@ class StackedNetwork:
             bias = next(weights) if m.use_bias else None
             self.layers.append(stacked_affine(kernel, bias, first=i == 0))
             if i < len(m.hidden):
+                if m.batch_norm:  # where `models.hidden_stack` puts it (`layer_list`)
+                    self.layers.append(stacked_batch_norm(m.batch_norm, m.batch_norm_args,
+                                                          len(seeds), m.hidden[i]))
                 self.layers.append(activation(m.activation))
 
-    def __call__(self, x):
+    def __call__(self, x, training: bool = False):
+        """Outputs (runs, batch, outputs). `training`: batch norm normalises by each run's
+        batch statistics and moves its moving statistics (a step); else by the moving ones."""
         for layer in self.layers:
-            x = layer(x)
-        return x  # (runs, batch, outputs)
+            x = layer(x, training=training) if isinstance(layer, StackedBatchNorm) else layer(x)
+        return x
 
     def kernels(self) -> list:
         """The stacked kernels, first layer first (what a weight penalty applies to)."""
