@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from study.engine.studies import expand
-from study.engine.training import packed, packed_minibatch
+from study.engine.training import graph_key, packed, packed_minibatch, stacked_norm
 from study.engine.training.run import blank_record, train_run
 from tests.engine_fixtures import assert_trained_alike
 
@@ -35,9 +35,11 @@ BASE = {
                  "evaluate_test": True},
 }
 
+BOOK_BN = {"momentum": 0.9, "epsilon": 1e-6, "moving_variance_initializer": "zeros"}
+
 # Each case changes what a packed step computes: the loss and its accuracy rule, the batch
 # plan (uneven last batch of a pass, draws with replacement, shifted images), the penalty, the
-# optimizer's state and schedule, PReLU's per-run slopes, the history's rhythm.
+# optimizer's state and schedule, PReLU's per-run slopes, the history's rhythm, batch norm.
 CASES = {
     "adam, cross-entropy, uneven batches": {},
     "sgd, with replacement, l2": {
@@ -75,17 +77,46 @@ CASES = {
                   "initializer": "variance_scaling", "regularizer": "l2",
                   "regularizer_args": {"l2": 0.01}},
         "training": {"record_gradients": True}},
+    "residual, batch norm, sgd": {
+        "model": {"hidden": [16, 16, 16], "residual": True, "batch_norm": True},
+        "training": {"optimizer": "sgd", "learning_rate": 0.1, "record_gradients": True}},
     "pre-activation residual, prelu, sgd": {
         "model": {"hidden": [16, 16, 16], "residual": True,
                   "residual_args": {"preactivation": True}, "activation": "prelu"},
         "training": {"optimizer": "sgd", "learning_rate": 0.03, "record_gradients": True}},
+    # Batch norm: each run's batch statistics and moving statistics (training steps, then
+    # every evaluation in inference mode), in both forms a run alone builds.
+    "batch norm, ours, sgd, gradient norms": {
+        "model": {"batch_norm": True},
+        "training": {"optimizer": "sgd", "learning_rate": 0.1, "record_gradients": True}},
+    "batch norm, the book's settings, sgd, with replacement, l2": {
+        "model": {"batch_norm": True, "batch_norm_args": BOOK_BN,
+                  "regularizer": "l2", "regularizer_args": {"l2": 0.01}},
+        "training": {"optimizer": "sgd", "learning_rate": 0.1, "sampling": "with_replacement"}},
+    "batch norm, keras, sgd, gradient norms": {
+        "model": {"batch_norm": "keras"},
+        "training": {"optimizer": "sgd", "learning_rate": 0.1, "record_gradients": True}},
+    # With Adam the affine maps have no bias: a bias just before batch norm has a gradient of
+    # zero in exact arithmetic, so its gradient is rounding noise, which Adam scales up to
+    # steps of up to the learning rate; the moving mean follows them, and a run alone and a
+    # packed run then evaluate ~1e-4 apart (training losses still within 3e-7; in float64, below,
+    # 1e-12 apart with the bias: the arithmetic is the same).
+    "batch norm, ours, adam, no bias": {
+        "model": {"batch_norm": True, "use_bias": False}},
+    "batch norm, the book's settings, adam, no bias, gradient norms": {
+        "model": {"batch_norm": True, "batch_norm_args": BOOK_BN, "use_bias": False},
+        "training": {"record_gradients": True}},
+    "batch norm, keras, adam, no bias, center off, momentum 0.9": {
+        "model": {"batch_norm": "keras", "batch_norm_args": {"momentum": 0.9, "center": False},
+                  "use_bias": False}},
 }
 
 
-def _specs(case="adam, cross-entropy, uneven batches", **training):
+def _specs(case="adam, cross-entropy, uneven batches", model=None, **training):
     raw = copy.deepcopy(BASE)
     for section, values in CASES[case].items():
         raw[section] = {**raw[section], **values}
+    raw["model"].update(model or {})
     raw["training"].update(training)
     return expand(raw).runs
 
@@ -122,11 +153,13 @@ def test_each_run_trains_on_its_own_seeds_batches_and_weights():
     assert len(losses) == 3
 
 
-def test_a_seed_list_stores_the_same_bits_and_another_list_the_same_numbers():
+@pytest.mark.parametrize("case", ["sgd, with replacement, l2",
+                                  "batch norm, keras, sgd, gradient norms"])
+def test_a_seed_list_stores_the_same_bits_and_another_list_the_same_numbers(case):
     # The same pack on a new trainer: bit for bit (--jobs 1 and --jobs 2 form the same packs).
     # Another seed list (a study resumed with part of an arm left): the same numbers within
     # float32 rounding, since vectorised kernels may round an element by its place in a buffer.
-    specs = _specs("sgd, with replacement, l2")
+    specs = _specs(case)
     packed_minibatch.forget()
     whole = {r.seed: r for r in packed.train_pack(specs)}
     packed_minibatch.forget()
@@ -157,6 +190,78 @@ def test_a_kept_trainer_serves_the_next_pack_of_its_shape_as_a_fresh_one_would()
     for a, b in zip(fresh, after):
         assert a.metrics == b.metrics
         assert _without_time(a.history) == _without_time(b.history)
+
+
+def _batch_norm_arm(stddev, batch_norm=True, **model):
+    raw = copy.deepcopy(BASE)
+    raw["model"].update(batch_norm=batch_norm, initializer="random_normal",
+                        initializer_args={"stddev": stddev}, **model)
+    raw["training"].update(optimizer="momentum", learning_rate=0.1)
+    return expand(raw).runs
+
+
+def _moving_statistics(trainer):
+    return [v.numpy() for layer in trainer.network.layers
+            if isinstance(layer, stacked_norm.StackedBatchNorm)
+            for v in (layer.moving_mean, layer.moving_variance)]
+
+
+def test_a_kept_trainer_restores_batch_norm_for_the_next_arm():
+    # Another weight scale is the same graph: the arm at w = 1 leaves gamma, beta, the moving
+    # statistics and the momentum slots moved; the kept trainer sets them all to the fresh
+    # state of the arm at w = 0.05 and stores what a new trainer stores, bit for bit.
+    first = _batch_norm_arm(1.0, batch_norm_args=BOOK_BN)
+    second = _batch_norm_arm(0.05, batch_norm_args=BOOK_BN)
+    packed_minibatch.forget()
+    fresh = packed.train_pack(second)
+    packed.train_pack(first)
+    kept = packed_minibatch.kept_trainer()
+    start = _moving_statistics(packed_minibatch.Trainer(second[0].run_config, [3, 4, 5], 784,
+                                                        10))
+    assert all(not np.array_equal(a, b) for a, b in zip(_moving_statistics(kept), start))
+    assert packed_minibatch.trainer(second, 784, 10) is kept
+    for a, b in zip(_moving_statistics(kept), start):
+        assert np.array_equal(a, b)
+    after = packed.train_pack(second)
+    assert packed_minibatch.kept_trainer() is kept  # not traced again
+    for a, b in zip(fresh, after):
+        assert a.metrics == b.metrics
+        assert _without_time(a.history) == _without_time(b.history)
+
+
+def test_no_batch_norm_ours_and_keras_s_are_three_graphs():
+    # A kept trainer serves only its own graph: with and without batch norm, and ours against
+    # Keras's (the same variables, other arithmetic), never share one.
+    arms = [_batch_norm_arm(0.05, batch_norm=form) for form in (False, True, "keras")]
+    assert len({graph_key.graph_key(arm[0].run_config) for arm in arms}) == 3
+    assert len({packed.unit_shape(arm) for arm in arms}) == 3
+    packed_minibatch.forget()
+    trainers = [packed_minibatch.trainer(arm, 784, 10) for arm in arms]
+    assert len({id(t) for t in trainers}) == 3
+    forms = [[layer.keras_form for layer in t.network.layers
+              if isinstance(layer, stacked_norm.StackedBatchNorm)] for t in trainers]
+    assert forms == [[], [False, False], [True, True]]
+
+
+@pytest.mark.parametrize("batch_norm", [True, "keras"])
+def test_gradient_norms_take_batch_statistics_and_leave_the_moving_ones(batch_norm):
+    # As `probes.gradient_norms` in a StatelessScope: the norms of a training step (batch
+    # statistics: they match the run alone's in the cases above), and the moving statistics
+    # stay at their start, so training afterwards is the same as without the norms.
+    import tensorflow as tf
+
+    specs = _batch_norm_arm(0.05, batch_norm)
+    packed_minibatch.forget()
+    pack = packed_minibatch.trainer(specs, 784, 10)
+    start = _moving_statistics(pack)
+    rng = np.random.default_rng(0)
+    data = (tf.constant(rng.random((200, 784), np.float32)),
+            tf.constant(rng.integers(0, 10, 200, np.int32)))
+    norms = pack.gradient_norms(data, packed_minibatch.stacked_plans(specs, 200))
+    assert all(np.isfinite(entry["norm"]) and entry["norm"] > 0
+               for run in norms for entry in run)
+    for a, b in zip(_moving_statistics(pack), start):
+        assert np.array_equal(a, b)
 
 
 def test_the_same_pack_twice_stores_the_same_numbers():
@@ -191,10 +296,28 @@ def test_a_diverging_seed_stops_alone():
     ({}, True),
     ({"data": {"subset": "random"}}, False),  # each seed its own images
     ({"data": {"target": "value"}, "training": {"loss": "mse"}}, False),
-    ({"model": {"batch_norm": True}}, False),
+    ({"model": {"batch_norm": True}}, True),
+    ({"model": {"batch_norm": "keras"}}, True),
+    ({"model": {"batch_norm": True, "batch_norm_args": {
+        "momentum": 0.9, "epsilon": 1e-6, "axis": -1, "center": False, "scale": False,
+        "moving_variance_initializer": "zeros", "gamma_initializer": {
+            "class_name": "Constant", "config": {"value": 0.5}}}}}, True),
+    ({"model": {"batch_norm": "keras", "batch_norm_args": {"synchronized": False,
+                                                           "renorm": False}}}, True),
+    # What a stacked batch norm does not reproduce: penalties and constraints on gamma and
+    # beta, random initial values, renormalisation, synchronised moments, another axis.
+    ({"model": {"batch_norm": True, "batch_norm_args": {"gamma_regularizer": "l2"}}}, False),
+    ({"model": {"batch_norm": True, "batch_norm_args": {"beta_constraint": "non_neg"}}},
+     False),
+    ({"model": {"batch_norm": True, "batch_norm_args": {"gamma_initializer": "he_normal"}}},
+     False),
+    ({"model": {"batch_norm": "keras", "batch_norm_args": {"renorm": True}}}, False),
+    ({"model": {"batch_norm": "keras", "batch_norm_args": {"synchronized": True}}}, False),
+    ({"model": {"batch_norm": True, "batch_norm_args": {"axis": 0}}}, False),  # per sample
+    ({"model": {"batch_norm": "tests.own_code.throwaway:ScaleBy"}}, False),
     ({"model": {"dropout": 0.2}}, False),
     ({"model": {"residual": True, "hidden": [16, 16]}}, True),
-    ({"model": {"residual": True, "hidden": [16, 16], "batch_norm": True}}, False),
+    ({"model": {"residual": True, "hidden": [16, 16], "batch_norm": "keras"}}, True),
     ({"model": {"constraint": "max_norm", "constraint_args": {"max_value": 3.0}}}, False),
     # Two activations: no shorthand says that (a list the shorthands can say is stored as them).
     ({"model": {"layers": [{"layer": "affine", "units": 8}, {"layer": "sigmoid"},
@@ -261,14 +384,20 @@ def float64():
     keras.config.set_floatx("float32")
 
 
-@pytest.mark.parametrize("case", ["sgd, with replacement, l2",
-                                  "momentum, mse, keras l1, schedule",
-                                  "pre-activation residual, prelu, sgd"])
-def test_in_float64_a_packed_run_does_the_arithmetic_of_a_run_alone(case, float64):
+@pytest.mark.parametrize("case, model", [
+    ("sgd, with replacement, l2", {}),
+    ("momentum, mse, keras l1, schedule", {}),
+    ("pre-activation residual, prelu, sgd", {}),
+    ("batch norm, the book's settings, sgd, with replacement, l2", {}),
+    # Adam with the bias before batch norm kept (see CASES): in float64 the same arithmetic.
+    ("batch norm, ours, adam, no bias", {"use_bias": True}),
+    ("batch norm, keras, adam, no bias, center off, momentum 0.9", {"use_bias": True}),
+])
+def test_in_float64_a_packed_run_does_the_arithmetic_of_a_run_alone(case, model, float64):
     # In float32 two roundings of one run drift apart as training amplifies them (after 2000
     # steps of mnist_init: 5e-4 in a validation accuracy, a few images); in float64 the same
     # formulas agree to 1e-9, which shows the packed step computes what Keras's does.
-    specs = _specs(case, steps=60, log_every=12)
+    specs = _specs(case, model, steps=60, log_every=12)
     packed_minibatch.forget()
     records = packed.train_pack(specs)
     assert len({r.wall_time for r in records}) == 1

@@ -20,13 +20,17 @@ their gradients untouched by its NaNs).
 What packs (`packable`): task "train" on MNIST (its first n_train images: the same data for
 every seed; `subset = "random"` gives each seed its own, and trains alone), TensorFlow, the
 shorthand network of registry components (hidden sizes, activation incl. PReLU, initializer,
-bias, residual blocks of either form), any registry optimizer and schedule without norm clipping (clipnorm and global_clipnorm
-take a norm over the whole stacked variable, which would couple the runs), a weight penalty
-(called on each run's slice), augmentation shifts, either sampling, targets digit and parity
-with cross-entropy, binary cross-entropy or MSE, gradient norms before the first step
-(`record_gradients`). What trains alone: batch norm, dropout, constraints,
-early stopping, ensembles, layer lists, activation arguments, your own components, the
-regression target, non-TensorFlow backends.
+bias, residual blocks of either form), batch norm, ours or Keras's (`stacked_norm`: each run's
+own batch statistics and moving statistics; momentum, epsilon, center, scale, constant
+initializers), any registry optimizer and schedule without norm clipping (clipnorm and
+global_clipnorm take a norm over the whole stacked variable, which would couple the runs), a
+weight penalty (called on each run's slice), augmentation shifts, either sampling, targets
+digit and parity with cross-entropy, binary cross-entropy or MSE, gradient norms before the
+first step (`record_gradients`). What trains alone: batch norm with arguments
+`stacked_norm.packs` does not reproduce (a penalty or constraint on gamma or beta,
+renormalisation, random initializers, ...), your own batch norm, dropout, constraints, early
+stopping, ensembles, layer lists, activation arguments, your own components, the regression
+target, non-TensorFlow backends.
 
 Exactness: a packed run equals the run trained alone by `train_run` up to float32 rounding
 (a batched matmul and per-run reductions instead of Keras's Dense and loss, in another order;
@@ -57,7 +61,7 @@ import numpy as np
 from study.engine.results.store import RunRecord
 from study.engine.studies import components
 from study.engine.studies.expansion import RunSpec
-from study.engine.training import graph_key, models, reuse
+from study.engine.training import graph_key, models, reuse, stacked_norm
 from study.engine.training.batches import Plan, shift_images
 from study.engine.training.datasets import changed_data, load_dataset
 from study.engine.training.environment import enable_determinism
@@ -79,7 +83,8 @@ def packable(spec: RunSpec) -> bool:
     plain = (m.layers is None and not m.activation_args
              and not components.fingerprints(spec.config))
     return (plain and c.data.subset == "first" and c.data.target != "value"
-            and not m.batch_norm and m.dropout == 0
+            and (not m.batch_norm or stacked_norm.packs(m.batch_norm, m.batch_norm_args))
+            and m.dropout == 0
             and m.constraint is None and t.early_stopping is None and t.ensemble == 1
             and not any(t.optimizer_args.get(k) for k in _COUPLING_OPTIMIZER_ARGS))
 
@@ -149,8 +154,8 @@ class Trainer:
             self.regularizer = graph_key.VariableFactors(self.regularizer, keras.config.floatx())
 
     def take_state(self, fresh: "Trainer") -> bool:
-        """Set every variable (network, optimizer, penalty factors) to `fresh`'s; False if the
-        two differ in structure."""
+        """Set every variable (network, batch norm's moving statistics, optimizer, penalty
+        factors) to `fresh`'s; False if the two differ in structure."""
         targets = self.variables + self.optimizer.variables
         sources = fresh.variables + fresh.optimizer.variables
         if len(targets) != len(sources) or any(
@@ -206,7 +211,7 @@ class Trainer:
         for step in tf.range(first_step, first_step + steps):
             images, labels = self._batch(xs, ys, indices, starts, ends, shifts, step)
             with tf.GradientTape() as tape:
-                loss, correct = self._means(labels, self.network(images))
+                loss, correct = self._means(labels, self.network(images, training=True))
                 loss = loss + self.penalties()
                 total = tf.reduce_sum(loss)
             gradients = tape.gradient(total, self.trainable)
@@ -235,13 +240,15 @@ class Trainer:
         """Per run, `probes.gradient_norms`'s list: ||dL/dW||_2 of each weight layer's kernel
         (the output layer last; a residual block's over both its kernels) on the run's first
         batch, before any step; L its training loss (penalty included). The gradient of the
-        sum over runs is each run's own."""
+        sum over runs is each run's own. As there, batch norm uses the batch's statistics, and
+        in a StatelessScope its moving statistics stay where they are: training afterwards is
+        the same as without this call."""
         import tensorflow as tf
 
         images, labels = self._batch(*data, *plan, tf.constant(0, tf.int64))
         groups = self.network.kernel_groups()
-        with tf.GradientTape() as tape:
-            loss, _ = self._means(labels, self.network(images))
+        with keras.StatelessScope(), tf.GradientTape() as tape:
+            loss, _ = self._means(labels, self.network(images, training=True))
             total = tf.reduce_sum(loss + self.penalties())
         gradients = iter(tape.gradient(total, [k for group in groups for k in group]))
         values = [[next(gradients).numpy() for _ in group] for group in groups]
@@ -273,7 +280,8 @@ class Trainer:
         penalty = self.penalties()
         for first in tf.range(tf.constant(0, tf.int64), size, EVALUATION_BATCH):
             last = tf.minimum(first + EVALUATION_BATCH, size)
-            loss, correct = self._means(y[first:last], self.network(x[first:last]))
+            loss, correct = self._means(y[first:last],
+                                        self.network(x[first:last], training=False))
             weight = tf.cast(last - first, dtype)
             loss_sum += (loss + penalty) * weight
             correct_sum += correct * weight

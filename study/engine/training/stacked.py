@@ -9,8 +9,9 @@ tests/test_packed_minibatch.py). With a loss that is a sum over runs,
     loss_total = sum_r loss_r(W_r),    so    d loss_total / d W_r = d loss_r / d W_r,
 
 and an element-wise optimizer turns each slice's gradient into exactly the update run r would
-get alone. Used by `packed` (full-batch XOR runs, one input shared by every run) and
-`packed_minibatch` (MNIST runs, each run its own batches).
+get alone. Batch norm (`stacked_norm`) keeps per-run statistics: slice r of (runs, batch,
+units) is normalised by its own moments. Used by `packed` (full-batch XOR runs, one input
+shared by every run) and `packed_minibatch` (MNIST runs, each run its own batches).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from study import registry
 from study.engine.studies import layer_list
 from study.engine.training import models
+from study.engine.training.stacked_norm import StackedBatchNorm, stacked_batch_norm
 from study.layers.residual import kernel_initializers
 
 
@@ -58,9 +60,10 @@ def _residual_weights(m, seeds: list[int], index: int, width: int, dtype) -> lis
 
 
 class StackedNetwork:
-    """The shorthand's stack of `m`, one network per seed: affine -> activation per hidden
-    layer, or with `m.residual` a first affine -> activation, then residual blocks (each
-    followed by the activation unless of the pre-activation form), and the output affine."""
+    """The shorthand's stack of `m`, one network per seed: per hidden layer affine ->
+    (batch_norm) -> activation, or with `m.residual` a first such layer, then residual blocks
+    (each followed by batch norm if set and by the activation unless of the pre-activation
+    form), and the output affine (`layer_list.from_model`'s order)."""
 
     def __init__(self, m, seeds: list[int], n_in: int, n_out: int):
         weights = iter(initial_weights(m, seeds, n_in, n_out))
@@ -77,13 +80,18 @@ class StackedNetwork:
                 self.layers.append(stacked_affine(kernel, bias, first=i == 0))
             self.names.append("output" if i == len(m.hidden)
                               else f"{'residual' if block else 'affine'}_{i + 1}")
+            if i < len(m.hidden) and m.batch_norm:
+                self.layers.append(stacked_batch_norm(m.batch_norm, m.batch_norm_args,
+                                                      len(seeds), m.hidden[i]))
             if i < len(m.hidden) and not (block and pre):
                 self.layers.append(activation(m.activation))
 
-    def __call__(self, x):
+    def __call__(self, x, training: bool = False):
+        """Outputs (runs, batch, outputs). `training`: batch norm normalises by each run's
+        batch statistics and moves its moving statistics (a step); else by the moving ones."""
         for layer in self.layers:
-            x = layer(x)
-        return x  # (runs, batch, outputs)
+            x = layer(x, training=training) if isinstance(layer, StackedBatchNorm) else layer(x)
+        return x
 
     def kernel_groups(self) -> list[list]:
         """Each weight layer's stacked kernels, first layer first: an affine layer's one, a
