@@ -80,6 +80,15 @@ CASES = {
     "residual, batch norm, sgd": {
         "model": {"hidden": [16, 16, 16], "residual": True, "batch_norm": True},
         "training": {"optimizer": "sgd", "learning_rate": 0.1, "record_gradients": True}},
+    # Dropout: each run's masks from its own seed generator, one draw per step (none in the
+    # gradient norms' probe or the evaluations); the book's non-inverted form scales at
+    # inference instead.
+    "dropout, adam, gradient norms": {
+        "model": {"dropout": 0.3}, "training": {"record_gradients": True}},
+    "dropout, the book's form, sgd, batch norm, residual": {
+        "model": {"hidden": [16, 16, 16], "dropout": 0.2, "dropout_args": {"inverted": False},
+                  "batch_norm": True, "residual": True},
+        "training": {"optimizer": "sgd", "learning_rate": 0.1}},
     "pre-activation residual, prelu, sgd": {
         "model": {"hidden": [16, 16, 16], "residual": True,
                   "residual_args": {"preactivation": True}, "activation": "prelu"},
@@ -187,6 +196,22 @@ def test_a_kept_trainer_serves_the_next_pack_of_its_shape_as_a_fresh_one_would()
     kept = packed_minibatch.kept_trainer()
     after = packed.train_pack(second)
     assert packed_minibatch.kept_trainer() is kept  # not traced again
+    for a, b in zip(fresh, after):
+        assert a.metrics == b.metrics
+        assert _without_time(a.history) == _without_time(b.history)
+
+
+def test_a_kept_trainer_restores_the_dropout_masks_stream_for_the_next_pack():
+    # The seed generators moved on with the first pack's steps; the next pack of the shape
+    # must draw its runs' masks from their start again, as fresh ones would (same numbers).
+    first = _specs("dropout, adam, gradient norms")
+    second = _specs("dropout, adam, gradient norms", learning_rate=0.003)
+    packed_minibatch.forget()
+    fresh = packed.train_pack(second)
+    packed.train_pack(first)
+    kept = packed_minibatch.kept_trainer()
+    after = packed.train_pack(second)
+    assert packed_minibatch.kept_trainer() is kept
     for a, b in zip(fresh, after):
         assert a.metrics == b.metrics
         assert _without_time(a.history) == _without_time(b.history)
@@ -315,7 +340,9 @@ def test_a_diverging_seed_stops_alone():
     ({"model": {"batch_norm": "keras", "batch_norm_args": {"synchronized": True}}}, False),
     ({"model": {"batch_norm": True, "batch_norm_args": {"axis": 0}}}, False),  # per sample
     ({"model": {"batch_norm": "tests.own_code.throwaway:ScaleBy"}}, False),
-    ({"model": {"dropout": 0.2}}, False),
+    ({"model": {"dropout": 0.2}}, True),
+    ({"model": {"dropout": 0.2, "dropout_args": {"inverted": False}}}, True),
+    ({"model": {"dropout": 0.2, "dropout_args": {"noise_shape": [1, 24]}}}, False),
     ({"model": {"residual": True, "hidden": [16, 16]}}, True),
     ({"model": {"residual": True, "hidden": [16, 16], "batch_norm": "keras"}}, True),
     ({"model": {"constraint": "max_norm", "constraint_args": {"max_value": 3.0}}}, False),

@@ -84,7 +84,7 @@ def hidden_stack(config: RunConfig, input_shape: tuple[int, ...], seed: int):
                                   name=layer_name)
         else:
             if "seed" not in args and components.accepts(kind, name, "seed"):
-                args["seed"] = _layer_seed(seed, 1000 + block)  # dropout masks by run and block
+                args["seed"] = dropout_seed(seed, block)
             layer = components.create(kind, name, name=layer_name, **args)
         x = layer(x)
         if kind == "activation":
@@ -116,6 +116,12 @@ def _affine(m, units: int, seed: int, index: int, name: str, component: str = "a
                 "kernel_regularizer": _regularizer(m), "kernel_constraint": _constraint(m),
                 **args}
     return components.create("layer", component, units=units, name=name, **settings)
+
+
+def dropout_seed(seed: int, block: int) -> int:
+    """The seed of the dropout (any layer taking a `seed`) in hidden block `block`: its masks
+    by run and block."""
+    return _layer_seed(seed, 1000 + block)
 
 
 def _layer_seed(seed: int, index: int) -> int:

@@ -20,17 +20,17 @@ their gradients untouched by its NaNs).
 What packs (`packable`): task "train" on MNIST (its first n_train images: the same data for
 every seed; `subset = "random"` gives each seed its own, and trains alone), TensorFlow, the
 shorthand network of registry components (hidden sizes, activation incl. PReLU, initializer,
-bias, residual blocks of either form), batch norm, ours or Keras's (`stacked_norm`: each run's
-own batch statistics and moving statistics; momentum, epsilon, center, scale, constant
-initializers), any registry optimizer and schedule without norm clipping (clipnorm and
-global_clipnorm take a norm over the whole stacked variable, which would couple the runs), a
-weight penalty (called on each run's slice), augmentation shifts, either sampling, targets
-digit and parity with cross-entropy, binary cross-entropy or MSE, gradient norms before the
-first step (`record_gradients`). What trains alone: batch norm with arguments
-`stacked_norm.packs` does not reproduce (a penalty or constraint on gamma or beta,
-renormalisation, random initializers, ...), your own batch norm, dropout, constraints, early
-stopping, ensembles, layer lists, activation arguments, your own components, the regression
-target, non-TensorFlow backends.
+bias, residual blocks of either form, dropout of either form with each run's own masks), batch
+norm, ours or Keras's (`stacked_norm`: each run's own batch statistics and moving statistics;
+momentum, epsilon, center, scale, constant initializers), any registry optimizer and schedule
+without norm clipping (clipnorm and global_clipnorm take a norm over the whole stacked
+variable, which would couple the runs), a weight penalty (called on each run's slice),
+augmentation shifts, either sampling, targets digit and parity with cross-entropy, binary
+cross-entropy or MSE, gradient norms before the first step (`record_gradients`). What trains
+alone: batch norm with arguments `stacked_norm.packs` does not reproduce (a penalty or
+constraint on gamma or beta, renormalisation, random initializers, ...), your own batch norm,
+dropout with a noise shape, constraints, early stopping, ensembles, layer lists, activation
+arguments, your own components, the regression target, non-TensorFlow backends.
 
 Exactness: a packed run equals the run trained alone by `train_run` up to float32 rounding
 (a batched matmul and per-run reductions instead of Keras's Dense and loss, in another order;
@@ -84,7 +84,7 @@ def packable(spec: RunSpec) -> bool:
              and not components.fingerprints(spec.config))
     return (plain and c.data.subset == "first" and c.data.target != "value"
             and (not m.batch_norm or stacked_norm.packs(m.batch_norm, m.batch_norm_args))
-            and m.dropout == 0
+            and (m.dropout == 0 or set(m.dropout_args) <= {"inverted"})
             and m.constraint is None and t.early_stopping is None and t.ensemble == 1
             and not any(t.optimizer_args.get(k) for k in _COUPLING_OPTIMIZER_ARGS))
 
@@ -139,7 +139,9 @@ class Trainer:
         self.loss_name, self.runs = t.loss, len(seeds)
         self.network = StackedNetwork(m, seeds, n_in, n_out)
         self.network(keras.ops.zeros((1, n_in)))  # builds PReLU's slopes
-        self.variables = [v for layer in self.network.layers for v in layer.weights]
+        self.weights = [v for layer in self.network.layers for v in layer.weights]
+        # and dropout's seed generator states: what a kept trainer sets to a fresh pack's
+        self.variables = [v for layer in self.network.layers for v in layer.variables]
         self.trainable = [v for layer in self.network.layers for v in layer.trainable_weights]
         self.optimizer = models.make_optimizer(t)
         self.optimizer.build(self.trainable)
@@ -294,7 +296,7 @@ class Trainer:
 
     def params(self) -> int:
         """The parameters of one run's network (as `count_params` counts them)."""
-        return sum(int(np.prod(v.shape[1:])) for v in self.variables)
+        return sum(int(np.prod(v.shape[1:])) for v in self.weights)
 
 
 def _any_size(tensor, *free: int):

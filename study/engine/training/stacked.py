@@ -85,12 +85,16 @@ class StackedNetwork:
                                                       len(seeds), m.hidden[i]))
             if i < len(m.hidden) and not (block and pre):
                 self.layers.append(activation(m.activation))
+            if i < len(m.hidden) and m.dropout > 0:
+                self.layers.append(stacked_dropout(m.dropout, m.dropout_args, seeds, i))
 
     def __call__(self, x, training: bool = False):
         """Outputs (runs, batch, outputs). `training`: batch norm normalises by each run's
-        batch statistics and moves its moving statistics (a step); else by the moving ones."""
+        batch statistics and moves its moving statistics (a step), dropout draws each run's
+        next mask; else batch norm uses the moving statistics and dropout its inference form."""
         for layer in self.layers:
-            x = layer(x, training=training) if isinstance(layer, StackedBatchNorm) else layer(x)
+            x = (layer(x, training=training) if isinstance(layer, (StackedBatchNorm, StackedDropout))
+                 else layer(x))
         return x
 
     def kernel_groups(self) -> list[list]:
@@ -154,6 +158,30 @@ def stacked_residual(weights, act: keras.layers.Layer, preactivation: bool) -> S
     layer.inner_1 = stacked_affine(next(weights), next(weights), first=False)
     layer.activation = act
     layer.inner_2 = stacked_affine(next(weights), next(weights), first=False)
+    return layer
+
+
+class StackedDropout(keras.layers.Layer):
+    """R dropouts at once, as `study.layers.Dropout` computes one: run r's mask drawn from its
+    own seed generator (seeded as the run alone seeds its layer), one draw per training step,
+    so each run sees the masks it would alone."""
+
+    def call(self, x, training=False):
+        if not training:
+            return x if self.inverted else x * keras.ops.cast(1.0 - self.rate, x.dtype)
+        shape = keras.ops.shape(x)[1:]
+        u = keras.ops.stack([keras.random.uniform(shape, seed=generator, dtype=x.dtype)
+                             for generator in self.generators])
+        kept = x / (1.0 - self.rate) if self.inverted else x
+        return keras.ops.where(keras.ops.greater_equal(u, self.rate), kept,
+                               keras.ops.zeros_like(x))
+
+
+def stacked_dropout(rate: float, args: dict, seeds: list[int], block: int) -> StackedDropout:
+    layer = StackedDropout(name="stacked_dropout")
+    layer.rate, layer.inverted = rate, args.get("inverted", True)
+    layer.generators = [keras.random.SeedGenerator(models.dropout_seed(seed, block))
+                        for seed in seeds]
     return layer
 
 
