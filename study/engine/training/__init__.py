@@ -4,7 +4,7 @@
     datasets     the run's data, shared across a worker's runs
     models       the Keras network from the run's layer list, loss, optimizer
     batches      the seeded batch plan, augmentation shifts, the tf.data pipeline
-    tf_data      the engine's tf.data pipelines, without autotuning (its thread cost ~1 s a run)
+    tf_data      the engine's tf.data pipelines: no autotuning (~1 s a run), no rewrites (a copy)
     fit          fit on the plan, history rows, final metrics
     probes       gradient norms per layer, decision boundaries, accuracy gap
     ensemble     members trained one after another, scored by their mean prediction
