@@ -189,29 +189,28 @@ def test_a_kept_trainer_serves_the_next_pack_of_its_shape_as_a_fresh_one_would()
     raw["model"].update(initializer="glorot_uniform", regularizer="l2",
                         regularizer_args={"l2": 0.05})
     raw["training"].update(learning_rate=0.002, sampling="with_replacement")
-    second = expand(raw).runs
-    packed_minibatch.forget()
-    fresh = packed.train_pack(second)
-    packed.train_pack(first)
-    kept = packed_minibatch.kept_trainer()
-    after = packed.train_pack(second)
-    assert packed_minibatch.kept_trainer() is kept  # not traced again
-    for a, b in zip(fresh, after):
-        assert a.metrics == b.metrics
-        assert _without_time(a.history) == _without_time(b.history)
+    _assert_kept_trainer_serves_as_fresh(first, expand(raw).runs)
 
 
 def test_a_kept_trainer_restores_the_dropout_masks_stream_for_the_next_pack():
     # The seed generators moved on with the first pack's steps; the next pack of the shape
     # must draw its runs' masks from their start again, as fresh ones would (same numbers).
-    first = _specs("dropout, adam, gradient norms")
-    second = _specs("dropout, adam, gradient norms", learning_rate=0.003)
+    _assert_kept_trainer_serves_as_fresh(
+        _specs("dropout, adam, gradient norms"),
+        _specs("dropout, adam, gradient norms", learning_rate=0.003))
+
+
+def _assert_kept_trainer_serves_as_fresh(first, second, between=None):
+    """`second` trained by the trainer `first` leaves behind stores, bit for bit, what it
+    stores on a new trainer; `between(kept)` may look at the kept trainer before it serves."""
     packed_minibatch.forget()
     fresh = packed.train_pack(second)
     packed.train_pack(first)
     kept = packed_minibatch.kept_trainer()
+    if between is not None:
+        between(kept)
     after = packed.train_pack(second)
-    assert packed_minibatch.kept_trainer() is kept
+    assert packed_minibatch.kept_trainer() is kept  # not traced again
     for a, b in zip(fresh, after):
         assert a.metrics == b.metrics
         assert _without_time(a.history) == _without_time(b.history)
@@ -237,21 +236,16 @@ def test_a_kept_trainer_restores_batch_norm_for_the_next_arm():
     # state of the arm at w = 0.05 and stores what a new trainer stores, bit for bit.
     first = _batch_norm_arm(1.0, batch_norm_args=BOOK_BN)
     second = _batch_norm_arm(0.05, batch_norm_args=BOOK_BN)
-    packed_minibatch.forget()
-    fresh = packed.train_pack(second)
-    packed.train_pack(first)
-    kept = packed_minibatch.kept_trainer()
-    start = _moving_statistics(packed_minibatch.Trainer(second[0].run_config, [3, 4, 5], 784,
-                                                        10))
-    assert all(not np.array_equal(a, b) for a, b in zip(_moving_statistics(kept), start))
-    assert packed_minibatch.trainer(second, 784, 10) is kept
-    for a, b in zip(_moving_statistics(kept), start):
-        assert np.array_equal(a, b)
-    after = packed.train_pack(second)
-    assert packed_minibatch.kept_trainer() is kept  # not traced again
-    for a, b in zip(fresh, after):
-        assert a.metrics == b.metrics
-        assert _without_time(a.history) == _without_time(b.history)
+
+    def restored(kept):
+        start = _moving_statistics(packed_minibatch.Trainer(second[0].run_config, [3, 4, 5],
+                                                            784, 10))
+        assert all(not np.array_equal(a, b) for a, b in zip(_moving_statistics(kept), start))
+        assert packed_minibatch.trainer(second, 784, 10) is kept
+        for a, b in zip(_moving_statistics(kept), start):
+            assert np.array_equal(a, b)
+
+    _assert_kept_trainer_serves_as_fresh(first, second, restored)
 
 
 def test_no_batch_norm_ours_and_keras_s_are_three_graphs():
