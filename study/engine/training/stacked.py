@@ -78,14 +78,16 @@ class StackedNetwork:
                 kernel = next(weights)
                 bias = next(weights) if m.use_bias else None
                 self.layers.append(stacked_affine(kernel, bias, first=i == 0))
-            self.names.append("output" if i == len(m.hidden)
-                              else f"{'residual' if block else 'affine'}_{i + 1}")
-            if i < len(m.hidden) and m.batch_norm:
+            if i == len(m.hidden):  # the output layer: nothing follows it
+                self.names.append("output")
+                break
+            self.names.append(f"{'residual' if block else 'affine'}_{i + 1}")
+            if m.batch_norm:
                 self.layers.append(stacked_batch_norm(m.batch_norm, m.batch_norm_args,
                                                       len(seeds), m.hidden[i]))
-            if i < len(m.hidden) and not (block and pre):
+            if not (block and pre):
                 self.layers.append(activation(m.activation))
-            if i < len(m.hidden) and m.dropout > 0:
+            if m.dropout > 0:
                 self.layers.append(stacked_dropout(m.dropout, m.dropout_args, seeds, i))
 
     def __call__(self, x, training: bool = False):
@@ -93,8 +95,8 @@ class StackedNetwork:
         batch statistics and moves its moving statistics (a step), dropout draws each run's
         next mask; else batch norm uses the moving statistics and dropout its inference form."""
         for layer in self.layers:
-            x = (layer(x, training=training) if isinstance(layer, (StackedBatchNorm, StackedDropout))
-                 else layer(x))
+            takes_training = isinstance(layer, (StackedBatchNorm, StackedDropout))
+            x = layer(x, training=training) if takes_training else layer(x)
         return x
 
     def kernel_groups(self) -> list[list]:
