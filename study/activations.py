@@ -63,10 +63,19 @@ def _step_with_zero_gradient(x):
 def sigmoid(x):
     """Logistic sigmoid: squashes any real number into (0, 1).
 
-    `sigmoid(x) = 1 / (1 + exp(-x))`, evaluated as `1 / (1 + exp(-x))` for `x >= 0` and as
-    the equal `exp(x) / (1 + exp(x))` for `x < 0`, so `exp` only ever sees a non-positive
-    argument: no overflow at `x = -1e4` (DLFS's one-liner `1 / (1 + np.exp(-x))` overflows
-    there, with a warning, though it still returns 0).
+    `sigmoid(x) = 1 / (1 + exp(-x))`, evaluated as `1 / (1 + e)` for `x >= 0` and as the
+    equal `e / (1 + e)` for `x < 0`, with `e = exp(-|x|)`: `exp` only ever sees a
+    non-positive argument, so no overflow at `x = -1e4` (DLFS's one-liner
+    `1 / (1 + np.exp(-x))` overflows there, with a warning, though it still returns 0). One
+    `exp` serves both sides.
+
+    The gradient is written out (`_sigmoid`): the operations reverse-mode differentiation
+    performs on the two-sided form, `where(x >= 0, 1 / (1 + exp(-x+)), e- / (1 + e-))` with
+    `e- = exp(x-)` and x+, x- the input clamped to each side, taken only on the side each
+    element is on. Values and gradients are the same bits as differentiating that form
+    (checked on 4 million inputs, float32 and float64, eager and compiled, infinities and
+    NaN included: tests/test_activations_gradient.py), and forward + backward take about
+    half the time and keep three tensors for the backward pass instead of six.
 
     Differs from `keras.activations.sigmoid`: Keras attaches the input as
     `output._keras_logits`, which TF's crossentropy losses use for stability even with
@@ -74,10 +83,43 @@ def sigmoid(x):
     Keras one in the last digits on TF.
     """
     x = _float(x)
+    if keras.backend.is_keras_tensor(x):
+        # Symbolic shape inference only; the gradient rule matters on real tensors.
+        return _sigmoid_value(*_sigmoid_parts(x))
+    return _sigmoid(x)
+
+
+def _sigmoid_parts(x):
+    """(x >= 0, e = exp(-|x|), d = 1 + e)."""
     positive = ops.greater_equal(x, 0)
-    x_pos, x_neg = _split(x, positive)
-    e_neg = ops.exp(x_neg)
-    return ops.where(positive, 1.0 / (1.0 + ops.exp(-x_pos)), e_neg / (1.0 + e_neg))
+    e = ops.exp(ops.negative(ops.abs(x)))
+    return positive, e, 1.0 + e
+
+
+def _sigmoid_value(positive, e, d):
+    # 1 / d and e / d, not where(positive, 1, e) / d: compiled, TensorFlow turns 1 / d into a
+    # reciprocal, which rounds otherwise, and the two-sided form had 1 / d.
+    return ops.where(positive, 1.0 / d, e / d)
+
+
+@ops.custom_gradient
+def _sigmoid(x):
+    positive, e, d = _sigmoid_parts(x)
+
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        g = upstream
+        # With t = -1 / d^2 (x >= 0) or -e / d^2 (x < 0), as autodiff rounds them:
+        # d/dx 1 / (1 + exp(-x)) = -(g t) e;  d/dx e / (1 + e) = (g / d + g t) e.
+        gt = g * ((ops.where(positive, -1.0, ops.negative(e)) / d) / d)
+        zero = ops.zeros_like(g)
+        # Autodiff adds the two sides' gradients (0 on the other side): the same sum here,
+        # so that a -0.0 becomes +0.0 as there.
+        return (ops.where(positive, ops.negative(gt * e), zero)
+                + ops.where(positive, zero, (g / d + gt) * e))
+
+    return _sigmoid_value(positive, e, d), grad
 
 
 @keras.saving.register_keras_serializable(package="study")

@@ -121,3 +121,33 @@ def _perturb(array, loss, h, pass_array=False):
         flat[i] = old
         gflat[i] = (plus - minus) / (2 * h)
     return grad
+
+
+def value_and_input_gradient(function, x, upstream, compiled=False):
+    """`(function(x), upstream . d function / dx)` as NumPy arrays, for an element-wise
+    `function`: reverse mode with the cotangent `upstream`, eagerly or compiled
+    (`tf.function` / `jax.jit`)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def both(x, upstream):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = function(x)
+            return y, tape.gradient(y, x, output_gradients=upstream)
+
+        run = tf.function(both) if compiled else both
+        y, dx = run(tf.constant(x), tf.constant(upstream))
+    elif backend == "jax":
+        import jax
+
+        def both(x, upstream):
+            y, pullback = jax.vjp(function, x)
+            return y, pullback(upstream)[0]
+
+        run = jax.jit(both) if compiled else both
+        y, dx = run(x, upstream)
+    else:
+        raise NotImplementedError(f"no gradient helper for the {backend} backend")
+    return np.asarray(y), np.asarray(dx)
