@@ -24,10 +24,9 @@ through `run.train_run`; `packable` decides, `train_pack` dispatches.
 
 Exactness: a packed run's record equals the one `train_run` writes up to float32 rounding
 (tests/test_packed.py). Bit for bit, a run's numbers depend on its pack, because vectorised
-kernels round an element by its position in the buffer; so a pack is always formed from the
-study file (an arm's seeds; for plain SGD, the arms that differ only in rate and penalty factor:
-`pack_rates`), never a split chosen by the number of jobs, and `--jobs 1` and `--jobs 2` store
-identical results. A packed run's `wall_time` is its share of the pack's time.
+kernels round an element by its position in the buffer; so a pack is always the arm's seeds as
+the study file lists them, never a split chosen by the number of jobs, and `--jobs 1` and
+`--jobs 2` store identical results. A packed run's `wall_time` is its share of the pack's time.
 """
 
 from __future__ import annotations
@@ -44,7 +43,7 @@ from study import boundary_frames
 from study.engine.studies import components
 from study.engine.results.store import RunRecord
 from study.engine.studies.expansion import RunSpec
-from study.engine.training import graph_key, models, pack_rates, packed_minibatch, packed_paths
+from study.engine.training import graph_key, models, packed_minibatch, packed_paths
 from study.engine.training.datasets import load_dataset
 from study.engine.training.environment import enable_determinism
 from study.engine.training.fit import current_learning_rate, pack_metrics
@@ -88,33 +87,15 @@ def _xor_packable(spec: RunSpec) -> bool:
 
 def packs(specs: list[RunSpec]) -> list[list[RunSpec]]:
     """Work units: the packable runs of each configuration together, every other run alone."""
-    groups: dict[str, list[RunSpec]] = {}
+    arms: dict[str, list[RunSpec]] = {}
     singles: list[list[RunSpec]] = []
     for spec in specs:
-        if _kind(spec) is packed_minibatch.train_pack:
-            groups.setdefault(pack_rates.pack_key(spec), []).append(spec)
-        elif packable(spec):
-            groups.setdefault(json.dumps([spec.study, spec.config], sort_keys=True),
-                              []).append(spec)
+        if packable(spec):
+            arms.setdefault(json.dumps([spec.study, spec.config], sort_keys=True),
+                            []).append(spec)
         else:
             singles.append([spec])
-    return [pack for group in groups.values() for pack in _in_packs(group)] + singles
-
-
-def _in_packs(group: list[RunSpec]) -> list[list[RunSpec]]:
-    """One arm's runs: one pack, in seed order. Arms that differ only in their rate or
-    penalty factor (`pack_rates`): arm by arm in the order given, each in seed order, in
-    consecutive packs of near-equal size, at most `pack_rates.MOST_RUNS` runs each."""
-    order = {arm: index for index, arm in enumerate(dict.fromkeys(s.arm for s in group))}
-    group = sorted(group, key=lambda s: (order[s.arm], s.seed))
-    if len(order) == 1 or len(group) <= pack_rates.MOST_RUNS:
-        return [group]
-    count = -(-len(group) // pack_rates.MOST_RUNS)
-    size, extra = divmod(len(group), count)
-    bounds = [0]
-    for index in range(count):
-        bounds.append(bounds[-1] + size + (index < extra))
-    return [group[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [sorted(arm, key=lambda s: s.seed) for arm in arms.values()] + singles
 
 
 def unit_shape(unit: list[RunSpec]) -> str:

@@ -37,12 +37,11 @@ Exactness: a packed run equals the run trained alone by `train_run` up to float3
 tests/test_packed_minibatch.py states the tolerances). Bit for bit, a run's numbers depend on
 its configuration, its seed and the seed list of its pack: vectorised kernels may round an
 element by its place in a buffer, so the slice a run takes and the pack's size can change its
-last bits. A pack is every pending seed of one configuration in seed order, or, for plain
-SGD, of the arms that differ only in their rate and L1/L2 factor (`pack_rates`), as
-`packed.packs` forms them from the study file, never a split chosen by the number of jobs; its
-compiled loops are traced for any size (so a kept trainer computes what a new one does):
-`--jobs 1` and `--jobs 2` store identical numbers, and so does a study run twice. A study
-resumed with runs still to train packs those left, within float32 rounding of the whole pack.
+last bits. A pack is always every pending seed of one configuration, in seed order (`packed.packs`),
+never a split chosen by the number of jobs, and its compiled loops are traced for any size
+(so a kept trainer computes what a new one does): `--jobs 1` and `--jobs 2` store identical
+numbers, and so does a study run twice. A study resumed with part of an arm still to train
+packs the seeds left, whose numbers agree with the whole pack's within float32 rounding.
 
 One trace per model shape: a worker keeps its last packed trainer (network, optimizer, traced
 functions). The next pack of the same graph (`graph_key`: initializer, constant learning rate
@@ -62,7 +61,7 @@ import numpy as np
 from study.engine.results.store import RunRecord
 from study.engine.studies import components
 from study.engine.studies.expansion import RunSpec
-from study.engine.training import graph_key, models, pack_rates, reuse, stacked_norm
+from study.engine.training import graph_key, models, reuse, stacked_norm
 from study.engine.training.batches import Plan, shift_images
 from study.engine.training.datasets import changed_data, load_dataset
 from study.engine.training.environment import enable_determinism
@@ -121,8 +120,7 @@ def trainer(specs: list[RunSpec], n_in: int, n_out: int) -> "Trainer":
     and size, else a new one (then kept)."""
     config = specs[0].run_config
     key = repr((graph_key.graph_key(config), len(specs), n_in, n_out))
-    fresh = Trainer(config, [spec.seed for spec in specs], n_in, n_out,
-                    [spec.run_config for spec in specs])
+    fresh = Trainer(config, [spec.seed for spec in specs], n_in, n_out)
     kept = _kept.get(key)
     if kept is not None and kept.take_state(fresh):
         return kept
@@ -136,11 +134,8 @@ class Trainer:
     """A stacked network, its optimizer and weight penalty, and the compiled loops that train
     and evaluate it."""
 
-    def __init__(self, config, seeds: list[int], n_in: int, n_out: int, configs=None):
-        """`configs`: each run's, when they differ in their rate or penalty factor
-        (`pack_rates`); by default all `config`."""
+    def __init__(self, config, seeds: list[int], n_in: int, n_out: int):
         m, t = config.model, config.training
-        configs = configs or [config] * len(seeds)
         self.loss_name, self.runs = t.loss, len(seeds)
         self.network = StackedNetwork(m, seeds, n_in, n_out)
         self.network(keras.ops.zeros((1, n_in)))  # builds PReLU's slopes
@@ -148,29 +143,30 @@ class Trainer:
         # and dropout's seed generator states: what a kept trainer sets to a fresh pack's
         self.variables = [v for layer in self.network.layers for v in layer.variables]
         self.trainable = [v for layer in self.network.layers for v in layer.trainable_weights]
-        # Plain SGD takes each run's rate on its gradients and steps at rate 1 (`pack_rates`).
-        self.rates = (pack_rates.RunRates([c.training.learning_rate for c in configs])
-                      if pack_rates.across_arms(config) else None)
-        self.optimizer = models.make_optimizer(
-            t if self.rates is None else t.model_copy(update={"learning_rate": 1.0}))
+        self.optimizer = models.make_optimizer(t)
         self.optimizer.build(self.trainable)
-        self.penalty = pack_rates.RunPenalties(configs)
+        self.regularizer = (None if m.regularizer is None else components.create(
+            "regularizer", m.regularizer, **m.regularizer_args))
         self._train_epoch = self._evaluate = None
 
     def hold_factors_in_variables(self) -> None:
         """Before the first trace: an L1/L2 penalty reads its factor from a variable, so the
         next pack can set another factor without tracing again (`graph_key`)."""
-        self.penalty.hold_factors_in_variables()
+        if type(self.regularizer) in graph_key.FACTOR_REGULARIZERS:
+            self.regularizer = graph_key.VariableFactors(self.regularizer, keras.config.floatx())
 
     def take_state(self, fresh: "Trainer") -> bool:
         """Set every variable (network, batch norm's moving statistics, optimizer, penalty
         factors) to `fresh`'s; False if the two differ in structure."""
-        targets = self.variables + self.optimizer.variables + self._rate_variables()
-        sources = fresh.variables + fresh.optimizer.variables + fresh._rate_variables()
+        targets = self.variables + self.optimizer.variables
+        sources = fresh.variables + fresh.optimizer.variables
         if len(targets) != len(sources) or any(
                 a.shape != b.shape or a.dtype != b.dtype for a, b in zip(targets, sources)):
             return False
-        if not self.penalty.take(fresh.penalty):
+        if isinstance(self.regularizer, graph_key.VariableFactors):
+            if not self.regularizer.take(fresh.regularizer):
+                return False
+        elif type(self.regularizer) is not type(fresh.regularizer):
             return False
         for target, source in zip(targets, sources):
             target.assign(source.value)
@@ -178,7 +174,15 @@ class Trainer:
 
     def penalties(self):
         """(runs,): each run's weight penalty, the sum over its kernels as Keras adds it."""
-        return self.penalty(self.network.kernels(), self.runs)
+        import tensorflow as tf
+
+        if self.regularizer is None:
+            return tf.zeros(self.runs, keras.config.floatx())
+        # unstack, not kernel[r]: the gradient of R strided slices is R zero-filled copies of
+        # the whole stacked kernel (summed), unstack's is one stack of the R slices' gradients:
+        # the same numbers (a sum with exact zeros) at a fraction of the memory traffic.
+        return tf.add_n([tf.stack([self.regularizer(w) for w in tf.unstack(kernel)])
+                         for kernel in self.network.kernels()])
 
     def train_epoch(self, data, plan, first_step: int, steps: int):
         """`steps` steps from `first_step` of every run's plan; per run the epoch's mean loss
@@ -213,8 +217,6 @@ class Trainer:
                 loss = loss + self.penalties()
                 total = tf.reduce_sum(loss)
             gradients = tape.gradient(total, self.trainable)
-            if self.rates is not None:
-                gradients = self.rates.scale(gradients)
             self.optimizer.apply(gradients, self.trainable)
             size = tf.cast(tf.shape(labels)[1], dtype)
             loss_sum += loss * size
@@ -292,14 +294,6 @@ class Trainer:
         losses, correct = per_sample_loss_and_correct(self.loss_name, labels, outputs)
         return keras.ops.mean(losses, axis=1), keras.ops.mean(correct, axis=1)
 
-    def _rate_variables(self) -> list:
-        return [] if self.rates is None else [self.rates.variable]
-
-    def learning_rates(self) -> list[float]:
-        """Each run's current learning rate, as its history stores it."""
-        return (self.rates.values() if self.rates is not None
-                else [current_learning_rate(self.optimizer)] * self.runs)
-
     def params(self) -> int:
         """The parameters of one run's network (as `count_params` counts them)."""
         return sum(int(np.prod(v.shape[1:])) for v in self.weights)
@@ -361,14 +355,14 @@ def train_records(specs: list[RunSpec], records: list[RunRecord], data_dir,
             train, plan, epoch * steps_per_epoch, steps_per_epoch))
         val_loss, val_accuracy = (np.asarray(v, np.float64) for v in pack.evaluate(
             *validation, min(history_size, len(dataset.validation))))
-        learning_rates = pack.learning_rates()
+        learning_rate = current_learning_rate(pack.optimizer)
         elapsed = time.perf_counter() - start
         for index in np.flatnonzero(live):
             histories[index].append({
                 "epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch,
                 "loss": float(loss[index]), "accuracy": float(accuracy[index]),
                 "val_loss": float(val_loss[index]), "val_accuracy": float(val_accuracy[index]),
-                "learning_rate": learning_rates[index], "time": elapsed})
+                "learning_rate": learning_rate, "time": elapsed})
             if not math.isfinite(loss[index]):
                 live[index] = False  # its weights are NaN now; the others train on
         if not live.any():
