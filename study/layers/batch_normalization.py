@@ -104,19 +104,14 @@ class BatchNormalization(keras.layers.Layer):
         if training and self.trainable:
             mean = self._mean(x)
             variance = self._mean(ops.square(x - self._broadcast(mean, x)))
-            self.moving_mean.assign(
-                ops.cast(self.moving_mean, dtype) * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(
-                ops.cast(self.moving_variance, dtype) * self.momentum
-                + variance * (1.0 - self.momentum))
+            update_moving_statistics(self, mean, variance, dtype)
         else:
             mean = ops.cast(self.moving_mean, dtype)
             variance = ops.cast(self.moving_variance, dtype)
-        y = (x - self._broadcast(mean, x)) / ops.sqrt(self._broadcast(variance, x) + self.epsilon)
-        if self.scale:
-            y = y * self._broadcast(ops.cast(self.gamma, dtype), x)
-        if self.center:
-            y = y + self._broadcast(ops.cast(self.beta, dtype), x)
+        gamma = self._broadcast(ops.cast(self.gamma, dtype), x) if self.scale else None
+        beta = self._broadcast(ops.cast(self.beta, dtype), x) if self.center else None
+        y = normalize(x, self._broadcast(mean, x), self._broadcast(variance, x), self.epsilon,
+                      gamma, beta)
         return ops.cast(y, self.compute_dtype)
 
     def _mean(self, x):
@@ -154,3 +149,25 @@ class BatchNormalization(keras.layers.Layer):
             "beta_constraint": keras.constraints.serialize(self.beta_constraint),
             "gamma_constraint": keras.constraints.serialize(self.gamma_constraint),
         }
+
+
+def update_moving_statistics(layer, mean, variance, dtype) -> None:
+    """`moving <- moving * momentum + batch * (1 - momentum)` for the layer's moving mean and
+    variance (`layer.momentum`), in `dtype`. Shared with the packed trainer's stacked batch
+    norm (`study.engine.training.stacked_norm`), which must round as this layer does."""
+    layer.moving_mean.assign(
+        ops.cast(layer.moving_mean, dtype) * layer.momentum + mean * (1.0 - layer.momentum))
+    layer.moving_variance.assign(
+        ops.cast(layer.moving_variance, dtype) * layer.momentum
+        + variance * (1.0 - layer.momentum))
+
+
+def normalize(x, mean, variance, epsilon, gamma=None, beta=None):
+    """`y = (x - mean) / sqrt(variance + epsilon) * gamma + beta`, the statistics, gamma and
+    beta already shaped to broadcast against `x` (None: no scale, no centre)."""
+    y = (x - mean) / ops.sqrt(variance + epsilon)
+    if gamma is not None:
+        y = y * gamma
+    if beta is not None:
+        y = y + beta
+    return y

@@ -38,6 +38,7 @@ from keras import ops
 
 from study.engine.studies import components
 from study.layers import BatchNormalization
+from study.layers.batch_normalization import normalize, update_moving_statistics
 
 # `model.batch_norm` -> the registry name of the layer a run alone builds.
 LAYER_NAMES = {True: "batch_norm", "keras": "keras.batch_norm"}
@@ -90,19 +91,13 @@ class StackedBatchNorm(keras.layers.Layer):
             count = ops.cast(ops.shape(x)[1], dtype)
             mean = ops.sum(x, axis=1) / count
             variance = ops.sum(ops.square(x - _runs(mean)), axis=1) / count
-            self.moving_mean.assign(
-                ops.cast(self.moving_mean, dtype) * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(
-                ops.cast(self.moving_variance, dtype) * self.momentum
-                + variance * (1.0 - self.momentum))
+            update_moving_statistics(self, mean, variance, dtype)
         else:
             mean = ops.cast(self.moving_mean, dtype)
             variance = ops.cast(self.moving_variance, dtype)
-        y = (x - _runs(mean)) / ops.sqrt(_runs(variance) + self.epsilon)
-        if self.gamma is not None:
-            y = y * _runs(ops.cast(self.gamma, dtype))
-        if self.beta is not None:
-            y = y + _runs(ops.cast(self.beta, dtype))
+        gamma = None if self.gamma is None else _runs(ops.cast(self.gamma, dtype))
+        beta = None if self.beta is None else _runs(ops.cast(self.beta, dtype))
+        y = normalize(x, _runs(mean), _runs(variance), self.epsilon, gamma, beta)
         return ops.cast(y, self.compute_dtype)
 
     def _keras(self, inputs, training):
