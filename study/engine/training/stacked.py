@@ -16,6 +16,8 @@ shared by every run) and `packed_minibatch` (MNIST runs, each run its own batche
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 import numpy as np
 
@@ -23,7 +25,7 @@ from study import registry
 from study.engine.studies import layer_list
 from study.engine.training import models
 from study.engine.training.stacked_norm import StackedBatchNorm, stacked_batch_norm
-from study.layers.residual import kernel_initializers
+from study.layers.residual import ResidualBlock, kernel_initializers
 
 
 def initial_weights(m, seeds: list[int], n_in: int, n_out: int) -> list[np.ndarray]:
@@ -49,14 +51,20 @@ def initial_weights(m, seeds: list[int], n_in: int, n_out: int) -> list[np.ndarr
 
 def _residual_weights(m, seeds: list[int], index: int, width: int, dtype) -> list[np.ndarray]:
     """W1, b1, W2, b2 of residual block `index`, as `ResidualBlock` draws them (its biases:
-    the block's own default, zeros, whatever the model's bias initializer)."""
+    the block's own default initializer, whatever the model's bias initializer)."""
     first, second = [], []
     for seed in seeds:
         draw_1, draw_2 = kernel_initializers(models.initializer(m, seed, index))
         first.append(keras.ops.convert_to_numpy(draw_1(shape=(width, width), dtype=dtype)))
         second.append(keras.ops.convert_to_numpy(draw_2(shape=(width, width), dtype=dtype)))
-    zeros = np.zeros((len(seeds), width), dtype)
-    return [np.stack(first), zeros, np.stack(second), zeros.copy()]
+    block_bias = keras.initializers.get(inspect.signature(
+        ResidualBlock.__init__).parameters["bias_initializer"].default)
+
+    def biases():
+        return np.stack([keras.ops.convert_to_numpy(block_bias(shape=(width,), dtype=dtype))
+                         for _ in seeds])
+
+    return [np.stack(first), biases(), np.stack(second), biases()]
 
 
 class StackedNetwork:
