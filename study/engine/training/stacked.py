@@ -57,14 +57,11 @@ def _residual_weights(m, seeds: list[int], index: int, width: int, dtype) -> lis
         draw_1, draw_2 = kernel_initializers(models.initializer(m, seed, index))
         first.append(keras.ops.convert_to_numpy(draw_1(shape=(width, width), dtype=dtype)))
         second.append(keras.ops.convert_to_numpy(draw_2(shape=(width, width), dtype=dtype)))
-    block_bias = keras.initializers.get(inspect.signature(
-        ResidualBlock.__init__).parameters["bias_initializer"].default)
-
-    def biases():
-        return np.stack([keras.ops.convert_to_numpy(block_bias(shape=(width,), dtype=dtype))
-                         for _ in seeds])
-
-    return [np.stack(first), biases(), np.stack(second), biases()]
+    # The block's bias initializer takes no seed: one draw serves every run (as for biases above).
+    bias = keras.initializers.get(inspect.signature(
+        ResidualBlock.__init__).parameters["bias_initializer"].default)(shape=(width,), dtype=dtype)
+    biases = np.stack([keras.ops.convert_to_numpy(bias)] * len(seeds))
+    return [np.stack(first), biases, np.stack(second), biases.copy()]
 
 
 class StackedNetwork:
